@@ -1,0 +1,298 @@
+// Socket syscalls: check argument types, fill structs, make the call, return the result or -errno.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "args.h"
+#include "calls.h"
+
+namespace sockprobe {
+
+namespace {
+
+// Fills a sockaddr from a textual address; false when the text is no IPv4 or IPv6 literal.
+bool FillAddr(const std::string& host, int port, sockaddr_storage* ss, socklen_t* len) {
+  memset(ss, 0, sizeof(*ss));
+  auto* v4 = reinterpret_cast<sockaddr_in*>(ss);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    *len = sizeof(sockaddr_in);
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(ss);
+  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    *len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+Napi::Value AddrObject(Napi::Env env, const sockaddr_storage& ss) {
+  char text[INET6_ADDRSTRLEN] = {0};
+  auto out = Napi::Object::New(env);
+  if (ss.ss_family == AF_INET) {
+    auto* v4 = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
+    out.Set("family", AF_INET);
+    out.Set("port", ntohs(v4->sin_port));
+  } else if (ss.ss_family == AF_INET6) {
+    auto* v6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
+    out.Set("family", AF_INET6);
+    out.Set("port", ntohs(v6->sin6_port));
+  } else {
+    out.Set("family", static_cast<int>(ss.ss_family));
+    out.Set("port", 0);
+  }
+  out.Set("address", text);
+  return out;
+}
+
+bool WantAddr(const Napi::CallbackInfo& info, const char* usage) {
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber()) {
+    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+Napi::Value Name(const Napi::CallbackInfo& info, bool peer) {
+  if (!WantNumbers(info, 1, peer ? "getpeername(fd: number)" : "getsockname(fd: number)")) return info.Env().Undefined();
+  sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  int r = peer ? getpeername(Int(info, 0), reinterpret_cast<sockaddr*>(&ss), &len)
+               : getsockname(Int(info, 0), reinterpret_cast<sockaddr*>(&ss), &len);
+  int err = errno;
+  if (r < 0) return Ret(info, -err);
+  return AddrObject(info.Env(), ss);
+}
+
+// The int32 slot a result is written to: out[0] of an Int32Array.
+int32_t* OutSlot(const Napi::CallbackInfo& info, size_t i, const char* usage) {
+  if (i >= info.Length() || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      info[i].As<Napi::TypedArray>().ElementLength() < 1) {
+    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return info[i].As<Napi::Int32Array>().Data();
+}
+
+}  // namespace
+
+Napi::Value Socket(const Napi::CallbackInfo& info) {
+  if (!WantNumbers(info, 3, "socket(family: number, type: number, protocol: number)")) return info.Env().Undefined();
+  int fd = socket(Int(info, 0), Int(info, 1), Int(info, 2));
+  int err = errno;
+  return Ret(info, fd < 0 ? -err : fd);
+}
+
+// Creates the socket with this thread inside the namespace behind nsFd, then switches back.
+// setns(CLONE_NEWNET) only moves the calling thread, and JavaScript runs on this thread alone.
+Napi::Value SocketAt(const Napi::CallbackInfo& info) {
+  if (!WantNumbers(info, 4, "socketAt(nsFd: number, family: number, type: number, protocol: number)"))
+    return info.Env().Undefined();
+  int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  int err = errno;
+  if (home < 0) return Ret(info, -err);
+  if (setns(Int(info, 0), CLONE_NEWNET) < 0) {
+    err = errno;
+    close(home);
+    return Ret(info, -err);
+  }
+  int fd = socket(Int(info, 1), Int(info, 2), Int(info, 3));
+  int sockErr = errno;
+  if (setns(home, CLONE_NEWNET) < 0) abort();  // a main thread left in a lab namespace would corrupt every later call
+  close(home);
+  return Ret(info, fd < 0 ? -sockErr : fd);
+}
+
+Napi::Value Bind(const Napi::CallbackInfo& info) {
+  if (!WantAddr(info, "bind(fd: number, address: string, port: number)")) return info.Env().Undefined();
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!FillAddr(info[1].As<Napi::String>().Utf8Value(), Int(info, 2), &ss, &len)) return Ret(info, -EINVAL);
+  int r = bind(Int(info, 0), reinterpret_cast<sockaddr*>(&ss), len);
+  int err = errno;
+  return Ret(info, r < 0 ? -err : r);
+}
+
+Napi::Value Connect(const Napi::CallbackInfo& info) {
+  if (!WantAddr(info, "connect(fd: number, address: string, port: number)")) return info.Env().Undefined();
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!FillAddr(info[1].As<Napi::String>().Utf8Value(), Int(info, 2), &ss, &len)) return Ret(info, -EINVAL);
+  int r;
+  do r = connect(Int(info, 0), reinterpret_cast<sockaddr*>(&ss), len);
+  while (r < 0 && errno == EINTR);
+  int err = errno;
+  return Ret(info, r < 0 ? -err : r);
+}
+
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  if (!WantNumbers(info, 2, "listen(fd: number, backlog: number)")) return info.Env().Undefined();
+  int r = listen(Int(info, 0), Int(info, 1));
+  int err = errno;
+  return Ret(info, r < 0 ? -err : r);
+}
+
+Napi::Value Accept(const Napi::CallbackInfo& info) {
+  if (!WantNumbers(info, 2, "accept(fd: number, flags: number)")) return info.Env().Undefined();
+  int r;
+  do r = accept4(Int(info, 0), nullptr, nullptr, Int(info, 1));
+  while (r < 0 && errno == EINTR);
+  int err = errno;
+  return Ret(info, r < 0 ? -err : r);
+}
+
+Napi::Value GetSockName(const Napi::CallbackInfo& info) { return Name(info, false); }
+Napi::Value GetPeerName(const Napi::CallbackInfo& info) { return Name(info, true); }
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  if (!WantNumbers(info, 1, "close(fd: number)")) return info.Env().Undefined();
+  // No retry on EINTR: on Linux the descriptor is released even then.
+  int r = close(Int(info, 0));
+  int err = errno;
+  return Ret(info, r < 0 ? -err : r);
+}
+
+// recv(fd, buffer, offset, length, flags) and send(...) share one shape.
+static Napi::Value Transfer(const Napi::CallbackInfo& info, bool sending) {
+  const char* usage = sending ? "send(fd: number, buffer: Buffer, offset: number, length: number, flags: number)"
+                              : "recv(fd: number, buffer: Buffer, offset: number, length: number, flags: number)";
+  if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber() ||
+      !info[3].IsNumber() || !info[4].IsNumber()) {
+    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  int64_t off = info[2].As<Napi::Number>().Int64Value();
+  int64_t len = info[3].As<Napi::Number>().Int64Value();
+  if (off < 0 || len < 0 || static_cast<size_t>(off + len) > buf.Length()) {
+    Napi::RangeError::New(info.Env(), "offset and length must lie within the buffer").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  ssize_t r;
+  // MSG_NOSIGNAL always: EPIPE must be an error, never a SIGPIPE that kills the process.
+  do r = sending ? send(Int(info, 0), buf.Data() + off, len, Int(info, 4) | MSG_NOSIGNAL)
+                 : recv(Int(info, 0), buf.Data() + off, len, Int(info, 4));
+  while (r < 0 && errno == EINTR);
+  int err = errno;
+  return Ret(info, r < 0 ? -err : r);
+}
+
+Napi::Value Recv(const Napi::CallbackInfo& info) { return Transfer(info, false); }
+Napi::Value Send(const Napi::CallbackInfo& info) { return Transfer(info, true); }
+
+Napi::Value Shutdown(const Napi::CallbackInfo& info) {
+  if (!WantNumbers(info, 2, "shutdown(fd: number, how: number)")) return info.Env().Undefined();
+  int r = shutdown(Int(info, 0), Int(info, 1));
+  int err = errno;
+  return Ret(info, r < 0 ? -err : r);
+}
+
+Napi::Value SetSockOptInt(const Napi::CallbackInfo& info) {
+  if (!WantNumbers(info, 4, "setsockoptInt(fd: number, level: number, name: number, value: number)"))
+    return info.Env().Undefined();
+  int v = Int(info, 3);
+  int r = setsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, sizeof(v));
+  int err = errno;
+  return Ret(info, r < 0 ? -err : r);
+}
+
+Napi::Value GetSockOptInt(const Napi::CallbackInfo& info) {
+  const char* usage = "getsockoptInt(fd: number, level: number, name: number, out: Int32Array)";
+  if (!WantNumbers(info, 3, usage)) return info.Env().Undefined();
+  int32_t* out = OutSlot(info, 3, usage);
+  if (!out) return info.Env().Undefined();
+  int v = 0;
+  socklen_t len = sizeof(v);
+  int r = getsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, &len);
+  int err = errno;
+  if (r < 0) return Ret(info, -err);
+  out[0] = v;
+  return Ret(info, 0);
+}
+
+Napi::Value SetSockOptLinger(const Napi::CallbackInfo& info) {
+  if (!WantNumbers(info, 3, "setsockoptLinger(fd: number, onoff: number, linger: number)"))
+    return info.Env().Undefined();
+  struct linger l = {Int(info, 1), Int(info, 2)};
+  int r = setsockopt(Int(info, 0), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  int err = errno;
+  return Ret(info, r < 0 ? -err : r);
+}
+
+Napi::Value GetSockOptLinger(const Napi::CallbackInfo& info) {
+  const char* usage = "getsockoptLinger(fd: number, out: Int32Array(2))";
+  if (!WantNumbers(info, 1, usage)) return info.Env().Undefined();
+  int32_t* out = OutSlot(info, 1, usage);
+  if (!out) return info.Env().Undefined();
+  if (info[1].As<Napi::Int32Array>().ElementLength() < 2) {
+    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  struct linger l = {0, 0};
+  socklen_t len = sizeof(l);
+  int r = getsockopt(Int(info, 0), SOL_SOCKET, SO_LINGER, &l, &len);
+  int err = errno;
+  if (r < 0) return Ret(info, -err);
+  out[0] = l.l_onoff;
+  out[1] = l.l_linger;
+  return Ret(info, 0);
+}
+
+// Copies an option's raw bytes (TCP_INFO): returns how many the kernel wrote.
+Napi::Value GetSockOptBytes(const Napi::CallbackInfo& info) {
+  const char* usage = "getsockoptBytes(fd: number, level: number, name: number, out: Buffer)";
+  if (!WantNumbers(info, 3, usage) || info.Length() < 4 || !info[3].IsBuffer()) {
+    if (!info.Env().IsExceptionPending()) Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  auto buf = info[3].As<Napi::Buffer<uint8_t>>();
+  socklen_t len = static_cast<socklen_t>(buf.Length());
+  int r = getsockopt(Int(info, 0), Int(info, 1), Int(info, 2), buf.Data(), &len);
+  int err = errno;
+  return Ret(info, r < 0 ? -err : static_cast<long>(len));
+}
+
+Napi::Value IoctlInt(const Napi::CallbackInfo& info) {
+  const char* usage = "ioctlInt(fd: number, request: number, out: Int32Array)";
+  if (!WantNumbers(info, 2, usage)) return info.Env().Undefined();
+  int32_t* out = OutSlot(info, 2, usage);
+  if (!out) return info.Env().Undefined();
+  int v = 0;
+  int r = ioctl(Int(info, 0), static_cast<unsigned long>(info[1].As<Napi::Number>().Int64Value()), &v);
+  int err = errno;
+  if (r < 0) return Ret(info, -err);
+  out[0] = v;
+  return Ret(info, 0);
+}
+
+Napi::Value SetNonBlocking(const Napi::CallbackInfo& info) {
+  if (!WantNumbers(info, 2, "setNonBlocking(fd: number, on: number)")) return info.Env().Undefined();
+  int fd = Int(info, 0);
+  int flags = fcntl(fd, F_GETFL);
+  int err = errno;
+  if (flags < 0) return Ret(info, -err);
+  flags = Int(info, 1) ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  int r = fcntl(fd, F_SETFL, flags);
+  err = errno;
+  return Ret(info, r < 0 ? -err : 0);
+}
+
+}  // namespace sockprobe

@@ -1,0 +1,94 @@
+// poll(2) over one or many descriptors: revents as a mask and as names. Waiting never blocks
+// the main thread: a zero timeout polls in place, anything longer waits on a native thread.
+import { pollNames } from "./constants.js";
+import { check, errnoNumber, SysError } from "./errors.js";
+import { native } from "./native.js";
+
+/** What to wait for on one descriptor. */
+export interface PollRequest {
+  readonly fd: number;
+  readonly events: number;
+}
+
+/** What poll reported for one descriptor. */
+export interface PollOutcome {
+  readonly fd: number;
+  readonly revents: number;
+  readonly names: string[];
+}
+
+/** The result of one poll call: how many descriptors were ready, and each one's revents. */
+export interface PollResult {
+  readonly ready: number;
+  readonly outcomes: PollOutcome[];
+  readonly timedOut: boolean;
+}
+
+/** Options of an awaitable poll. */
+export interface PollOptions {
+  /** Aborting wakes the wait at once; the promise then rejects with ECANCELED. */
+  readonly signal?: AbortSignal;
+}
+
+const pending = new Set<number>();
+
+function arrays(requests: readonly PollRequest[]) {
+  const fds = new Int32Array(requests.length);
+  const events = new Int32Array(requests.length);
+  requests.forEach((r, i) => {
+    fds[i] = r.fd;
+    events[i] = r.events;
+  });
+  return { fds, events, revents: new Int32Array(requests.length) };
+}
+
+function result(fds: Int32Array, revents: Int32Array, ready: number): PollResult {
+  const outcomes = Array.from(fds, (fd, i) => ({ fd, revents: revents[i] ?? 0, names: pollNames(revents[i] ?? 0) }));
+  return { ready, outcomes, timedOut: ready === 0 };
+}
+
+/** poll(2) in place. Meant for a zero or very short timeout: it holds the main thread while it waits. */
+export function pollNow(requests: readonly PollRequest[], timeoutMs = 0): PollResult {
+  const { fds, events, revents } = arrays(requests);
+  const ready = check(native.poll(fds, events, revents, timeoutMs), "poll");
+  return result(fds, revents, ready);
+}
+
+/** poll(2) with a timeout (-1 waits for ever), awaited without blocking the event loop. */
+export async function poll(
+  requests: readonly PollRequest[],
+  timeoutMs: number,
+  options: PollOptions = {},
+): Promise<PollResult> {
+  if (!Number.isInteger(timeoutMs) || timeoutMs < -1) {
+    throw new TypeError(`poll(requests, timeoutMs): timeoutMs must be an integer >= -1, got ${timeoutMs}`);
+  }
+  const now = pollNow(requests, 0);
+  if (now.ready > 0 || timeoutMs === 0) return now;
+  if (options.signal?.aborted) throw new SysError(-errnoNumber("ECANCELED"), "poll", { cause: options.signal.reason });
+  const { fds, events, revents } = arrays(requests);
+  const wake = check(native.eventfd(), "eventfd");
+  pending.add(wake);
+  const onAbort = () => native.eventfdSignal(wake);
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const ready = await native.pollAsync(fds, events, revents, timeoutMs, wake);
+    if (ready < 0) throw new SysError(ready, "poll", { cause: options.signal?.reason });
+    return result(fds, revents, ready);
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    pending.delete(wake);
+    native.close(wake);
+  }
+}
+
+/** Wakes every pending wait (each rejects with ECANCELED): for teardown, so nothing keeps the process alive. */
+export function cancelAllWaits(): number {
+  for (const wake of pending) native.eventfdSignal(wake);
+  return pending.size;
+}
+
+/** How many awaitable polls are waiting now. */
+export function pendingWaits(): number {
+  return pending.size;
+}
