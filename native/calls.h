@@ -4,6 +4,9 @@
 
 namespace sockprobe {
 
+// The descriptor of the namespace the main thread lives in, opened on first use and kept.
+int HomeNetns();
+
 Napi::Value Socket(const Napi::CallbackInfo& info);
 Napi::Value SocketAt(const Napi::CallbackInfo& info);
 Napi::Value Bind(const Napi::CallbackInfo& info);

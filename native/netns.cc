@@ -15,18 +15,16 @@ namespace sockprobe {
 
 // unshare(CLONE_NEWNET) on this thread, keep a descriptor of the new namespace, switch back.
 Napi::Value NetnsCreate(const Napi::CallbackInfo& info) {
-  int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  int home = HomeNetns();
   int err = errno;
   if (home < 0) return Ret(info, -err);
   if (unshare(CLONE_NEWNET) < 0) {
     err = errno;
-    close(home);
     return Ret(info, -err);
   }
   int ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   err = errno;
   if (setns(home, CLONE_NEWNET) < 0) abort();  // see SocketAt
-  close(home);
   return Ret(info, ns < 0 ? -err : ns);
 }
 

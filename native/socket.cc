@@ -81,22 +81,18 @@ Napi::Value Name(const Napi::CallbackInfo& info, bool peer) {
   return AddrObject(info.Env(), ss);
 }
 
-// The int32 slot a result is written to: out[0] of an Int32Array.
-int32_t* OutSlot(const Napi::CallbackInfo& info, size_t i, const char* usage) {
-  if (i >= info.Length() || !info[i].IsTypedArray() ||
-      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
-      info[i].As<Napi::TypedArray>().ElementLength() < 1) {
-    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  return info[i].As<Napi::Int32Array>().Data();
-}
-
 }  // namespace
 
+// The main thread's own namespace, opened once: opening it costs more than the two setns calls.
+int HomeNetns() {
+  static int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  return home;
+}
+
 Napi::Value Socket(const Napi::CallbackInfo& info) {
-  if (!WantNumbers(info, 3, "socket(family: number, type: number, protocol: number)")) return info.Env().Undefined();
-  int fd = socket(Int(info, 0), Int(info, 1), Int(info, 2));
+  int a[3];
+  if (!ReadInts(info, 3, a, "socket(family: number, type: number, protocol: number)")) return info.Env().Undefined();
+  int fd = socket(a[0], a[1], a[2]);
   int err = errno;
   return Ret(info, fd < 0 ? -err : fd);
 }
@@ -104,20 +100,19 @@ Napi::Value Socket(const Napi::CallbackInfo& info) {
 // Creates the socket with this thread inside the namespace behind nsFd, then switches back.
 // setns(CLONE_NEWNET) only moves the calling thread, and JavaScript runs on this thread alone.
 Napi::Value SocketAt(const Napi::CallbackInfo& info) {
-  if (!WantNumbers(info, 4, "socketAt(nsFd: number, family: number, type: number, protocol: number)"))
+  int a[4];
+  if (!ReadInts(info, 4, a, "socketAt(nsFd: number, family: number, type: number, protocol: number)"))
     return info.Env().Undefined();
-  int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  int home = HomeNetns();
   int err = errno;
   if (home < 0) return Ret(info, -err);
-  if (setns(Int(info, 0), CLONE_NEWNET) < 0) {
+  if (setns(a[0], CLONE_NEWNET) < 0) {
     err = errno;
-    close(home);
     return Ret(info, -err);
   }
-  int fd = socket(Int(info, 1), Int(info, 2), Int(info, 3));
+  int fd = socket(a[1], a[2], a[3]);
   int sockErr = errno;
   if (setns(home, CLONE_NEWNET) < 0) abort();  // a main thread left in a lab namespace would corrupt every later call
-  close(home);
   return Ret(info, fd < 0 ? -sockErr : fd);
 }
 
@@ -151,9 +146,10 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Accept(const Napi::CallbackInfo& info) {
-  if (!WantNumbers(info, 2, "accept(fd: number, flags: number)")) return info.Env().Undefined();
+  int a[2];
+  if (!ReadInts(info, 2, a, "accept(fd: number, flags: number)")) return info.Env().Undefined();
   int r;
-  do r = accept4(Int(info, 0), nullptr, nullptr, Int(info, 1));
+  do r = accept4(a[0], nullptr, nullptr, a[1]);
   while (r < 0 && errno == EINTR);
   int err = errno;
   return Ret(info, r < 0 ? -err : r);
@@ -163,9 +159,10 @@ Napi::Value GetSockName(const Napi::CallbackInfo& info) { return Name(info, fals
 Napi::Value GetPeerName(const Napi::CallbackInfo& info) { return Name(info, true); }
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
-  if (!WantNumbers(info, 1, "close(fd: number)")) return info.Env().Undefined();
+  int fd;
+  if (!ReadInts(info, 1, &fd, "close(fd: number)")) return info.Env().Undefined();
   // No retry on EINTR: on Linux the descriptor is released even then.
-  int r = close(Int(info, 0));
+  int r = close(fd);
   int err = errno;
   return Ret(info, r < 0 ? -err : r);
 }
@@ -206,26 +203,24 @@ Napi::Value Shutdown(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetSockOptInt(const Napi::CallbackInfo& info) {
-  if (!WantNumbers(info, 4, "setsockoptInt(fd: number, level: number, name: number, value: number)"))
+  int a[4];
+  if (!ReadInts(info, 4, a, "setsockoptInt(fd: number, level: number, name: number, value: number)"))
     return info.Env().Undefined();
-  int v = Int(info, 3);
-  int r = setsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, sizeof(v));
+  int r = setsockopt(a[0], a[1], a[2], &a[3], sizeof(a[3]));
   int err = errno;
   return Ret(info, r < 0 ? -err : r);
 }
 
+// Returns the value itself, or -errno - 2^32 on failure: an int option always fits int32, so the two
+// never overlap, and no out-array has to cross the boundary on this hottest of calls.
 Napi::Value GetSockOptInt(const Napi::CallbackInfo& info) {
-  const char* usage = "getsockoptInt(fd: number, level: number, name: number, out: Int32Array)";
-  if (!WantNumbers(info, 3, usage)) return info.Env().Undefined();
-  int32_t* out = OutSlot(info, 3, usage);
-  if (!out) return info.Env().Undefined();
+  int a[3];
+  if (!ReadInts(info, 3, a, "getsockoptInt(fd: number, level: number, name: number)")) return info.Env().Undefined();
   int v = 0;
   socklen_t len = sizeof(v);
-  int r = getsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, &len);
+  int r = getsockopt(a[0], a[1], a[2], &v, &len);
   int err = errno;
-  if (r < 0) return Ret(info, -err);
-  out[0] = v;
-  return Ret(info, 0);
+  return Ret(info, r < 0 ? -static_cast<long>(err) - (1L << 32) : v);
 }
 
 Napi::Value SetSockOptLinger(const Napi::CallbackInfo& info) {
@@ -240,12 +235,8 @@ Napi::Value SetSockOptLinger(const Napi::CallbackInfo& info) {
 Napi::Value GetSockOptLinger(const Napi::CallbackInfo& info) {
   const char* usage = "getsockoptLinger(fd: number, out: Int32Array(2))";
   if (!WantNumbers(info, 1, usage)) return info.Env().Undefined();
-  int32_t* out = OutSlot(info, 1, usage);
+  int32_t* out = Int32Slots(info, 1, 2, usage);
   if (!out) return info.Env().Undefined();
-  if (info[1].As<Napi::Int32Array>().ElementLength() < 2) {
-    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
   struct linger l = {0, 0};
   socklen_t len = sizeof(l);
   int r = getsockopt(Int(info, 0), SOL_SOCKET, SO_LINGER, &l, &len);
@@ -273,7 +264,7 @@ Napi::Value GetSockOptBytes(const Napi::CallbackInfo& info) {
 Napi::Value IoctlInt(const Napi::CallbackInfo& info) {
   const char* usage = "ioctlInt(fd: number, request: number, out: Int32Array)";
   if (!WantNumbers(info, 2, usage)) return info.Env().Undefined();
-  int32_t* out = OutSlot(info, 2, usage);
+  int32_t* out = Int32Slots(info, 2, 1, usage);
   if (!out) return info.Env().Undefined();
   int v = 0;
   int r = ioctl(Int(info, 0), static_cast<unsigned long>(info[1].As<Napi::Number>().Int64Value()), &v);

@@ -46,13 +46,15 @@ export function wrapArgv(argv: readonly string[], netns?: string): string[] {
 export function run(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
   const full = wrapArgv(argv, options.netns);
   return new Promise((resolve, reject) => {
-    const child = spawn(full[0] as string, full.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+    // No input: stdin is not even a pipe, so a command that exits at once cannot raise EPIPE on it.
+    const stdin = options.input === undefined ? "ignore" : "pipe";
+    const child = spawn(full[0] as string, full.slice(1), { stdio: [stdin, "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    child.stdout?.setEncoding("utf8").on("data", (d: string) => {
       stdout += d;
     });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    child.stderr?.setEncoding("utf8").on("data", (d: string) => {
       stderr += d;
     });
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
@@ -66,7 +68,10 @@ export function run(argv: readonly string[], options: ExecOptions = {}): Promise
       if ((code !== 0 || signal) && !options.allowFail) reject(new CommandError(result));
       else resolve(result);
     });
-    child.stdin.end(options.input ?? "");
+    if (child.stdin) {
+      child.stdin.on("error", () => {}); // the command may exit before reading it all; its exit says what happened
+      child.stdin.end(options.input);
+    }
   });
 }
 

@@ -12,7 +12,10 @@ export interface NativeAddress {
   port: number;
 }
 
-/** Every call returns a result >= 0 or -errno; out-parameters are written only on success. */
+/** getsockoptInt results below this are failures: the errno is `-(result + 2^32)`. */
+export const GETSOCKOPT_FAILED = -(2 ** 31);
+
+/** Every call returns a result >= 0 or -errno (but see getsockoptInt); out-parameters are written only on success. */
 export interface SockprobeNative {
   socket(family: number, type: number, protocol: number): number;
   socketAt(nsFd: number, family: number, type: number, protocol: number): number;
@@ -27,7 +30,8 @@ export interface SockprobeNative {
   send(fd: number, buffer: Buffer, offset: number, length: number, flags: number): number;
   shutdown(fd: number, how: number): number;
   setsockoptInt(fd: number, level: number, name: number, value: number): number;
-  getsockoptInt(fd: number, level: number, name: number, out: Int32Array): number;
+  /** The option's value, or -errno - 2^32 on failure (see GETSOCKOPT_FAILED). */
+  getsockoptInt(fd: number, level: number, name: number): number;
   setsockoptLinger(fd: number, onoff: number, linger: number): number;
   getsockoptLinger(fd: number, out: Int32Array): number;
   getsockoptBytes(fd: number, level: number, name: number, out: Buffer): number;

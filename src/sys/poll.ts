@@ -2,7 +2,7 @@
 // the main thread: a zero timeout polls in place, anything longer waits on a native thread.
 import { pollNames } from "./constants.js";
 import { check, errnoNumber, SysError } from "./errors.js";
-import { native } from "./native.js";
+import { native, type SockprobeNative } from "./native.js";
 
 /** What to wait for on one descriptor. */
 export interface PollRequest {
@@ -27,10 +27,13 @@ export interface PollResult {
 /** Options of an awaitable poll. */
 export interface PollOptions {
   /** Aborting wakes the wait at once; the promise then rejects with ECANCELED. */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignal | undefined;
+  /** The syscall layer; tests may pass a scripted one. */
+  readonly io?: SockprobeNative;
 }
 
-const pending = new Set<number>();
+// Wake descriptors of pending waits, with the layer that owns them.
+const pending = new Map<number, SockprobeNative>();
 
 function arrays(requests: readonly PollRequest[]) {
   const fds = new Int32Array(requests.length);
@@ -48,9 +51,9 @@ function result(fds: Int32Array, revents: Int32Array, ready: number): PollResult
 }
 
 /** poll(2) in place. Meant for a zero or very short timeout: it holds the main thread while it waits. */
-export function pollNow(requests: readonly PollRequest[], timeoutMs = 0): PollResult {
+export function pollNow(requests: readonly PollRequest[], timeoutMs = 0, io: SockprobeNative = native): PollResult {
   const { fds, events, revents } = arrays(requests);
-  const ready = check(native.poll(fds, events, revents, timeoutMs), "poll");
+  const ready = check(io.poll(fds, events, revents, timeoutMs), "poll");
   return result(fds, revents, ready);
 }
 
@@ -63,28 +66,29 @@ export async function poll(
   if (!Number.isInteger(timeoutMs) || timeoutMs < -1) {
     throw new TypeError(`poll(requests, timeoutMs): timeoutMs must be an integer >= -1, got ${timeoutMs}`);
   }
-  const now = pollNow(requests, 0);
+  const io = options.io ?? native;
+  const now = pollNow(requests, 0, io);
   if (now.ready > 0 || timeoutMs === 0) return now;
   if (options.signal?.aborted) throw new SysError(-errnoNumber("ECANCELED"), "poll", { cause: options.signal.reason });
   const { fds, events, revents } = arrays(requests);
-  const wake = check(native.eventfd(), "eventfd");
-  pending.add(wake);
-  const onAbort = () => native.eventfdSignal(wake);
+  const wake = check(io.eventfd(), "eventfd");
+  pending.set(wake, io);
+  const onAbort = () => io.eventfdSignal(wake);
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    const ready = await native.pollAsync(fds, events, revents, timeoutMs, wake);
+    const ready = await io.pollAsync(fds, events, revents, timeoutMs, wake);
     if (ready < 0) throw new SysError(ready, "poll", { cause: options.signal?.reason });
     return result(fds, revents, ready);
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
     pending.delete(wake);
-    native.close(wake);
+    io.close(wake);
   }
 }
 
 /** Wakes every pending wait (each rejects with ECANCELED): for teardown, so nothing keeps the process alive. */
 export function cancelAllWaits(): number {
-  for (const wake of pending) native.eventfdSignal(wake);
+  for (const [wake, io] of pending) io.eventfdSignal(wake);
   return pending.size;
 }
 

@@ -1,0 +1,2 @@
+// sockprobe's public surface.
+export * from "./sys/index.js";
