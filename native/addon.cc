@@ -31,6 +31,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", Napi::Function::New<Constants>(env, "constants"));
   exports.Set("netnsCreate", Napi::Function::New<NetnsCreate>(env, "netnsCreate"));
   exports.Set("ifFlags", Napi::Function::New<IfFlags>(env, "ifFlags"));
+  exports.Set("openAt", Napi::Function::New<OpenAt>(env, "openAt"));
   return exports;
 }
 

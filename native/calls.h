@@ -34,5 +34,6 @@ Napi::Value TcpInfoHeaderLayout(const Napi::CallbackInfo& info);
 Napi::Value Constants(const Napi::CallbackInfo& info);
 Napi::Value NetnsCreate(const Napi::CallbackInfo& info);
 Napi::Value IfFlags(const Napi::CallbackInfo& info);
+Napi::Value OpenAt(const Napi::CallbackInfo& info);
 
 }  // namespace sockprobe

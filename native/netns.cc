@@ -51,3 +51,26 @@ Napi::Value IfFlags(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace sockprobe
+
+namespace sockprobe {
+
+// open(2) with this thread inside the namespace behind nsFd: /proc/sys/net files bind to the
+// namespace of the opener, so the descriptor reads and writes that namespace's sysctls.
+Napi::Value OpenAt(const Napi::CallbackInfo& info) {
+  const char* usage = "openAt(nsFd: number, path: string, flags: number)";
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber()) {
+    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  int home = HomeNetns();
+  int err = errno;
+  if (home < 0) return Ret(info, -err);
+  if (setns(Int(info, 0), CLONE_NEWNET) < 0) return Ret(info, -errno);
+  int fd = open(path.c_str(), Int(info, 2) | O_CLOEXEC);
+  err = errno;
+  if (setns(home, CLONE_NEWNET) < 0) abort();  // see SocketAt
+  return Ret(info, fd < 0 ? -err : fd);
+}
+
+}  // namespace sockprobe

@@ -51,6 +51,7 @@ export interface SockprobeNative {
   constants(): Record<string, number>;
   netnsCreate(): number;
   ifFlags(fd: number, ifname: string, set: number): number;
+  openAt(nsFd: number, path: string, flags: number): number;
 }
 
 // Works from src/ (tsx) and from dist/ (compiled): both sit two levels below the package root.
