@@ -1,0 +1,819 @@
+// The netns backend: each host a network namespace plugged into a bridge that lives in the
+// lab's switch namespace. Every namespace is held only by a descriptor of this process and every
+// child program dies with it, so a crash or kill -9 leaves nothing behind: no mount, no name in
+// /run/netns, no link in the machine's own namespace, no process.
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { type Capture, type Packet, readPcap, startCapture } from "../evidence/capture.js";
+import { socketTable } from "../evidence/socket-table.js";
+import { startTrace, type Trace, type TraceEvent, tracefsStatus } from "../evidence/tracepoints.js";
+import { Netns, Socket } from "../sys/socket.js";
+import { Transcript } from "../sys/transcript.js";
+import {
+  AddressPlan,
+  type InterfacePlan,
+  type LabIdLease,
+  leaseLabId,
+  MAX_HOSTS_PER_SWITCH,
+  MAX_SWITCHES,
+} from "./addressing.js";
+import { run, spawnIn } from "./exec.js";
+import type { Host, HostProcess, HostSocket, HostState } from "./host.js";
+import { localHostSocket } from "./local-socket.js";
+import { readSysctl, writeSysctl } from "./sysctl.js";
+import { requireTools } from "./tools.js";
+
+/** One fault, on the lab's clock, for the report and the ladder diagram. */
+export interface FaultEvent {
+  readonly atUs: number;
+  readonly fault: string;
+  readonly hosts: readonly string[];
+  readonly detail?: string;
+}
+
+/** How a lab is made. */
+export interface LabOptions {
+  /** A label for logs and evidence file names. */
+  readonly name?: string;
+  /** Shared clock and call record; a new one by default. */
+  readonly transcript?: Transcript;
+  /** Switch names; one called "sw0" by default. */
+  readonly switches?: readonly string[];
+}
+
+/** How a host is made. */
+export interface HostOptions {
+  /** The switch it plugs into (default: the first). */
+  readonly switch?: string;
+  /** `net.*` sysctls, applied before its link comes up and again after every power cycle. */
+  readonly sysctls?: Readonly<Record<string, string | number>>;
+}
+
+// Lab plumbing, not the scenario's choice: addresses usable at once, no router solicitations.
+const BASE_SYSCTLS: Readonly<Record<string, string>> = {
+  "net.ipv6.conf.all.accept_dad": "0",
+  "net.ipv6.conf.default.accept_dad": "0",
+  "net.ipv6.conf.default.router_solicitations": "0",
+  "net.ipv6.conf.default.accept_ra": "0",
+};
+
+const LAB_NAME = /^[a-z][a-z0-9-]{0,14}$/;
+
+// One boot of a host: its namespace and everything that lives in it.
+interface Generation {
+  readonly ns: Netns;
+  readonly sockets: Set<Socket>;
+  readonly processes: Set<NetnsProcess>;
+}
+
+class NetnsProcess implements HostProcess {
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly #child: ReturnType<typeof spawnIn>;
+  #done = false;
+
+  constructor(
+    readonly host: string,
+    readonly argv: readonly string[],
+    netns: string,
+  ) {
+    // Its own PID namespace: when the outer process dies (with us, by PR_SET_PDEATHSIG), the
+    // kernel kills every process the program started, daemons included.
+    this.#child = spawnIn(["unshare", "--pid", "--fork", "--kill-child", "--", ...argv], netns);
+    this.exited = new Promise((resolve) => {
+      this.#child.on("close", (code, signal) => {
+        this.#done = true;
+        resolve({ code, signal });
+      });
+      this.#child.on("error", () => {
+        this.#done = true;
+        resolve({ code: null, signal: null });
+      });
+    });
+    this.#child.stdin?.end();
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+  get stdout(): Readable {
+    return this.#child.stdout as Readable;
+  }
+  get stderr(): Readable {
+    return this.#child.stderr as Readable;
+  }
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /**
+   * SIGKILL ends the whole PID namespace. Other signals go to the program, which is its namespace's
+   * PID 1: as in a container, it receives only signals it handles (see Lab.shutdown).
+   */
+  kill(signal: NodeJS.Signals = "SIGKILL"): void {
+    if (this.#done || this.#child.pid === undefined) return;
+    if (signal === "SIGKILL") {
+      this.#child.kill("SIGKILL");
+      return;
+    }
+    for (const pid of childrenOf(this.#child.pid)) {
+      try {
+        process.kill(pid, signal);
+      } catch {}
+    }
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+class NetnsHost implements Host {
+  state: HostState = "running";
+  generation = 0;
+  gen!: Generation;
+  readonly #sysctls: Record<string, string> = {};
+
+  constructor(
+    readonly lab: NetnsLab,
+    readonly name: string,
+    readonly index: number,
+    readonly switchIndex: number,
+    readonly plan: InterfacePlan,
+    readonly desiredSysctls: Readonly<Record<string, string | number>>,
+  ) {}
+
+  get ipv4(): string {
+    return this.plan.ipv4;
+  }
+  get ipv6(): string {
+    return this.plan.ipv6;
+  }
+  get mac(): string {
+    return this.plan.mac;
+  }
+  /** The port's name on the switch. */
+  get port(): string {
+    return `h${this.index}`;
+  }
+  /** A path nsenter and ip accept for this host's current namespace. */
+  get netnsPath(): string {
+    return this.gen.ns.path;
+  }
+  get sysctls(): Readonly<Record<string, string>> {
+    return { ...this.#sysctls };
+  }
+
+  #alive(what: string): Generation {
+    if (this.state === "off") throw new Error(`${what} on ${this.name}: the host is powered off`);
+    return this.gen;
+  }
+
+  async socket(options: { family?: "IPv4" | "IPv6" } = {}): Promise<HostSocket> {
+    const gen = this.#alive("socket");
+    const s = Socket.create({
+      netns: gen.ns,
+      family: options.family ?? "IPv4",
+      host: this.name,
+      transcript: this.lab.transcript,
+    });
+    return localHostSocket(s, (x) => gen.sockets.add(x));
+  }
+
+  async listen(port = 0, options: { backlog?: number; family?: "IPv4" | "IPv6" } = {}): Promise<HostSocket> {
+    const family = options.family ?? "IPv4";
+    const s = await this.socket({ family });
+    await s.setOption("SO_REUSEADDR", 1);
+    await s.bind(family === "IPv6" ? this.ipv6 : this.ipv4, port);
+    await s.listen(options.backlog ?? 128);
+    return s;
+  }
+
+  async connect(
+    address: string,
+    port: number,
+    options: { timeoutMs?: number; family?: "IPv4" | "IPv6" } = {},
+  ): Promise<HostSocket> {
+    const s = await this.socket({ family: options.family ?? (address.includes(":") ? "IPv6" : "IPv4") });
+    try {
+      await s.connectAsync(address, port, { timeoutMs: options.timeoutMs ?? 5000 });
+    } catch (e) {
+      await s.close();
+      throw e;
+    }
+    return s;
+  }
+
+  spawn(argv: readonly string[]): HostProcess {
+    const gen = this.#alive("spawn");
+    const p = new NetnsProcess(this.name, argv, gen.ns.path);
+    gen.processes.add(p);
+    p.exited.then(() => gen.processes.delete(p));
+    return p;
+  }
+
+  async sockets() {
+    return socketTable(this.#alive("sockets").ns.path, { host: this.name });
+  }
+
+  async sysctl(key: string): Promise<string> {
+    return readSysctl(this.#alive("sysctl").ns, key);
+  }
+
+  async setSysctls(values: Readonly<Record<string, string | number>>): Promise<Record<string, string>> {
+    const gen = this.#alive("setSysctls");
+    const out: Record<string, string> = {};
+    for (const [key, value] of Object.entries(values)) {
+      out[key] = writeSysctl(gen.ns, key, value);
+      this.#sysctls[key] = out[key] as string;
+    }
+    return out;
+  }
+
+  /** A boot: new namespace, sysctls, then the link into the switch with the same addresses and MAC. */
+  async boot(): Promise<void> {
+    const ns = Netns.create();
+    this.gen = { ns, sockets: new Set(), processes: new Set() };
+    this.generation++;
+    this.state = "running";
+    try {
+      for (const [k, v] of Object.entries(BASE_SYSCTLS)) writeSysctl(ns, k, v);
+      await this.setSysctls({ ...this.desiredSysctls, ...this.#sysctls });
+      await this.lab.plug(this);
+    } catch (e) {
+      ns.close();
+      this.state = "off";
+      throw e;
+    }
+  }
+
+  /** Ends the current boot: programs killed, sockets closed, namespace released. */
+  destroy(): void {
+    const gen = this.gen;
+    if (!gen) return;
+    for (const p of gen.processes) p.kill("SIGKILL");
+    for (const s of gen.sockets) if (!s.closed) s.close();
+    gen.sockets.clear();
+    gen.ns.close();
+    this.state = "off";
+  }
+
+  /** What an application exit does: its sockets closed the normal way, its programs ended. */
+  async exitApplications(graceMs: number): Promise<void> {
+    const gen = this.gen;
+    for (const s of gen.sockets) if (!s.closed) s.close();
+    for (const p of gen.processes) p.kill("SIGTERM");
+    const all = Promise.all([...gen.processes].map((p) => p.exited));
+    const timer = setTimeout(() => {
+      for (const p of gen.processes) p.kill("SIGKILL");
+    }, graceMs);
+    await all;
+    clearTimeout(timer);
+  }
+}
+
+/** A lab of network namespaces on virtual switches, with faults and evidence. */
+export class NetnsLab {
+  readonly transcript: Transcript;
+  readonly plan: AddressPlan;
+  readonly faults: FaultEvent[] = [];
+  readonly name: string;
+  readonly #lease: LabIdLease;
+  readonly #switchNs: Netns;
+  readonly #switches: string[];
+  readonly #hosts = new Map<string, NetnsHost>();
+  readonly #routers = new Map<string, { host: NetnsHost; switches: number[] }>();
+  #nextIndex = 0;
+  #closed = false;
+  #nftReady = false;
+  readonly #paused = new Set<string>();
+  readonly #loss = new Map<string, number>();
+  #partitions: Array<[string[], string[]]> = [];
+  #captureDir: string | undefined;
+  readonly #captures: Capture[] = [];
+  #trace: Trace | undefined;
+  readonly #exitHook = () => this.#releaseSync();
+
+  private constructor(name: string, lease: LabIdLease, switchNs: Netns, switches: string[], transcript: Transcript) {
+    this.name = name;
+    this.#lease = lease;
+    this.plan = new AddressPlan(lease.id);
+    this.#switchNs = switchNs;
+    this.#switches = switches;
+    this.transcript = transcript;
+    process.once("exit", this.#exitHook);
+  }
+
+  /** Builds the switch namespace and its bridges. */
+  static async create(options: LabOptions = {}): Promise<NetnsLab> {
+    const name = options.name ?? "lab";
+    if (!LAB_NAME.test(name))
+      throw new TypeError(`lab name ${JSON.stringify(name)}: use 1-15 lowercase letters, digits or -`);
+    const switches = [...(options.switches ?? ["sw0"])];
+    if (switches.length === 0 || switches.length > MAX_SWITCHES || new Set(switches).size !== switches.length) {
+      throw new TypeError(
+        `a lab has 1 to ${MAX_SWITCHES} switches with distinct names; got ${JSON.stringify(switches)}`,
+      );
+    }
+    requireTools(["ip", "nsenter", "setpriv"]);
+    let switchNs: Netns;
+    try {
+      switchNs = Netns.create();
+    } catch (e) {
+      throw new Error(
+        "sockprobe's lab needs root to create network namespaces: run it as root (sudo), or inside `unshare --user --map-root-user --net --mount` where the kernel allows unprivileged user namespaces",
+        { cause: e },
+      );
+    }
+    const lease = await leaseLabId();
+    try {
+      const cmds = switches.flatMap((_, i) => [
+        `link add br${i} type bridge forward_delay 0 stp_state 0`,
+        `link set br${i} up`,
+      ]);
+      await run(["ip", "-batch", "-"], { netns: switchNs.path, input: cmds.join("\n") });
+    } catch (e) {
+      switchNs.close();
+      lease.release();
+      throw e;
+    }
+    return new NetnsLab(name, lease, switchNs, switches, options.transcript ?? new Transcript());
+  }
+
+  /** The lab's id, which picks its address slice. */
+  get id(): number {
+    return this.plan.labId;
+  }
+
+  /** Path of the switch namespace, e.g. to capture on a bridge (`br0`). */
+  get switchNetns(): string {
+    return this.#switchNs.path;
+  }
+
+  #switchIndex(name: string | undefined): number {
+    const i = name === undefined ? 0 : this.#switches.indexOf(name);
+    if (i < 0)
+      throw new TypeError(`no switch ${JSON.stringify(name)} in this lab; it has ${this.#switches.join(", ")}`);
+    return i;
+  }
+
+  #open(): void {
+    if (this.#closed) throw new Error(`lab ${this.name} is closed`);
+  }
+
+  /** Adds a host: a namespace with IPv4 and IPv6 addresses and a fixed MAC, plugged into a switch. */
+  async addHost(name: string, options: HostOptions = {}): Promise<Host> {
+    this.#open();
+    if (!LAB_NAME.test(name))
+      throw new TypeError(`host name ${JSON.stringify(name)}: use 1-15 lowercase letters, digits or -`);
+    if (this.#hosts.has(name)) throw new TypeError(`host ${name} exists already in lab ${this.name}`);
+    const sw = this.#switchIndex(options.switch);
+    const onSwitch = [...this.#hosts.values()].filter((h) => h.switchIndex === sw).length;
+    if (onSwitch >= MAX_HOSTS_PER_SWITCH)
+      throw new RangeError(`switch ${this.#switches[sw]} is full (${MAX_HOSTS_PER_SWITCH} hosts)`);
+    const host = new NetnsHost(this, name, this.#nextIndex++, sw, this.plan.iface(sw, onSwitch), options.sysctls ?? {});
+    this.#hosts.set(name, host);
+    try {
+      await host.boot();
+    } catch (e) {
+      this.#hosts.delete(name);
+      throw e;
+    }
+    return host;
+  }
+
+  /** Adds a router between switches: hosts on each reach the others through it. */
+  async addRouter(name: string, switches: readonly string[], options: HostOptions = {}): Promise<Host> {
+    this.#open();
+    const idx = switches.map((s) => this.#switchIndex(s));
+    if (idx.length < 2) throw new TypeError("a router joins at least two switches");
+    if ([...this.#routers.values()].some((r) => r.switches.some((s) => idx.includes(s)))) {
+      throw new TypeError("a switch has one router at most");
+    }
+    const sysctls = { "net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1, ...options.sysctls };
+    const host = new NetnsHost(
+      this,
+      name,
+      this.#nextIndex++,
+      idx[0] as number,
+      this.plan.router(idx[0] as number),
+      sysctls,
+    );
+    this.#routers.set(name, { host, switches: idx });
+    this.#hosts.set(name, host);
+    try {
+      await host.boot();
+    } catch (e) {
+      this.#hosts.delete(name);
+      this.#routers.delete(name);
+      throw e;
+    }
+    // Hosts already on those switches learn their way through it.
+    await Promise.all(
+      [...this.#hosts.values()].filter((h) => h !== host && idx.includes(h.switchIndex)).map((h) => this.#routes(h)),
+    );
+    return host;
+  }
+
+  #routerFor(sw: number): NetnsHost | undefined {
+    for (const r of this.#routers.values()) if (r.switches.includes(sw)) return r.host;
+    return undefined;
+  }
+
+  async #routes(host: NetnsHost): Promise<void> {
+    const router = this.#routerFor(host.switchIndex);
+    if (!router || router === host || host.state === "off") return;
+    const gw = this.plan.router(host.switchIndex);
+    await run(["ip", "-batch", "-"], {
+      netns: host.netnsPath,
+      input: [
+        `route replace ${this.plan.subnet4} via ${gw.ipv4}`,
+        `route replace fd00:5b:${this.id.toString(16)}::/48 via ${gw.ipv6}`,
+      ].join("\n"),
+    });
+  }
+
+  /** Creates the host's links: a veth per switch, the host end named eth<N> with its addresses and MAC. */
+  async plug(host: NetnsHost): Promise<void> {
+    const router = [...this.#routers.values()].find((r) => r.host === host);
+    const switches = router ? router.switches : [host.switchIndex];
+    const swCmds: string[] = [];
+    const hostCmds: string[] = [];
+    switches.forEach((sw, n) => {
+      const plan = router ? this.plan.router(sw) : host.plan;
+      const port = n === 0 ? host.port : `${host.port}x${n}`;
+      swCmds.push(
+        `link add ${port} type veth peer name eth${n} address ${plan.mac} netns ${host.netnsPath}`,
+        `link set ${port} master br${sw} up`,
+      );
+      hostCmds.push(
+        `addr add ${plan.ipv4}/${plan.prefix4} dev eth${n}`,
+        `addr add ${plan.ipv6}/${plan.prefix6} dev eth${n} nodad`,
+        `link set eth${n} up`,
+      );
+    });
+    await run(["ip", "-batch", "-"], { netns: this.#switchNs.path, input: swCmds.join("\n") });
+    await run(["ip", "-batch", "-"], { netns: host.netnsPath, input: hostCmds.join("\n") });
+    if (!router) await this.#routes(host);
+    if (this.#captureDir !== undefined) await this.#captureHost(host);
+    if (this.#nftReady) await this.#applyRules();
+  }
+
+  /** A host by name. */
+  host(name: string): Host {
+    const h = this.#hosts.get(name);
+    if (!h)
+      throw new TypeError(
+        `no host ${JSON.stringify(name)} in lab ${this.name}; it has ${[...this.#hosts.keys()].join(", ") || "none"}`,
+      );
+    return h;
+  }
+
+  /** Every host, routers included. */
+  hosts(): Host[] {
+    return [...this.#hosts.values()];
+  }
+
+  #impl(h: Host | string): NetnsHost {
+    const host = this.#hosts.get(typeof h === "string" ? h : h.name);
+    if (!host || (typeof h !== "string" && host !== h))
+      throw new TypeError(`${typeof h === "string" ? h : h.name} is not a host of lab ${this.name}`);
+    return host;
+  }
+
+  #fault(fault: string, hosts: NetnsHost[], detail?: string): void {
+    this.faults.push({
+      atUs: this.transcript.nowUs(),
+      fault,
+      hosts: hosts.map((h) => h.name),
+      ...(detail ? { detail } : {}),
+    });
+  }
+
+  async #switchRun(cmds: string[]): Promise<void> {
+    await run(["ip", "-batch", "-"], { netns: this.#switchNs.path, input: cmds.join("\n") });
+  }
+
+  #ports(host: NetnsHost): string[] {
+    const router = this.#routers.get(host.name);
+    return router ? router.switches.map((_, n) => (n === 0 ? host.port : `${host.port}x${n}`)) : [host.port];
+  }
+
+  /**
+   * Power off: its links are removed first, so nothing it sends ever arrives again; then its
+   * programs are killed and its kernel state (sockets, timers, TIME_WAIT) is dropped with its namespace.
+   * The peers' ARP entries for it stay, as with a real machine losing power.
+   */
+  async powerOff(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    if (host.state === "off") throw new Error(`powerOff: ${host.name} is already off`);
+    this.#fault("powerOff", [host]);
+    await this.#switchRun(this.#ports(host).map((p) => `link del ${p}`));
+    host.destroy();
+    this.#paused.delete(host.name);
+  }
+
+  /** Power off, then after bootDelayMs the same name, addresses, MAC and sysctls return with empty kernel state. */
+  async powerCycle(h: Host | string, options: { bootDelayMs?: number } = {}): Promise<void> {
+    const host = this.#impl(h);
+    await this.powerOff(host);
+    const delay = options.bootDelayMs ?? 0;
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    await host.boot();
+    this.#fault("boot", [host], `generation ${host.generation}`);
+  }
+
+  /** Boots a host that is off. */
+  async powerOn(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    if (host.state !== "off") throw new Error(`powerOn: ${host.name} is not off`);
+    await host.boot();
+    this.#fault("boot", [host], `generation ${host.generation}`);
+  }
+
+  /**
+   * Graceful stop: its sockets are closed and its programs terminated the normal way (FIN, or RST
+   * where unread data remains), the FIN exchanges get time to finish, then the power goes off.
+   */
+  async shutdown(h: Host | string, options: { graceMs?: number } = {}): Promise<void> {
+    const host = this.#impl(h);
+    const graceMs = options.graceMs ?? 2000;
+    this.#fault("shutdown", [host]);
+    await host.exitApplications(graceMs);
+    const deadline = Date.now() + graceMs;
+    const closing = new Set(["FIN_WAIT1", "CLOSING", "LAST_ACK"]);
+    while (Date.now() < deadline) {
+      const rows = await host.sockets();
+      if (!rows.some((r) => closing.has(r.state))) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await this.powerOff(host);
+  }
+
+  /** Kills a program (SIGKILL by default): the kernel closes its sockets as on any exit. */
+  async kill(p: HostProcess, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    this.#fault("kill", [this.#impl(p.host)], `${p.argv.join(" ")} ${signal}`);
+    p.kill(signal);
+    if (signal === "SIGKILL") await p.exited;
+  }
+
+  /** The host's application exits: every socket sockprobe holds on it is closed, as the process's exit would. */
+  async exitApplication(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    this.#fault("exit", [host]);
+    await host.exitApplications(0);
+  }
+
+  /**
+   * Pause, emulated: the host goes silent (the switch drops all it sends and all sent to it) and its
+   * programs are stopped, but its kernel keeps running: unlike a paused VM, its TCP timers still
+   * fire, so its own retransmissions and keepalives continue (and are dropped).
+   */
+  async pause(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    this.#fault("pause", [host]);
+    this.#paused.add(host.name);
+    await this.#applyRules();
+    for (const p of host.gen.processes) p.kill("SIGSTOP");
+    host.state = "paused";
+  }
+
+  /** Resumes a paused host. */
+  async resume(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    this.#fault("resume", [host]);
+    this.#paused.delete(host.name);
+    await this.#applyRules();
+    for (const p of host.gen.processes) p.kill("SIGCONT");
+    host.state = "running";
+  }
+
+  /** Pulls the host's cable at the switch: its link loses carrier on both ends. */
+  async unplug(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    this.#fault("unplug", [host]);
+    await this.#switchRun(this.#ports(host).map((p) => `link set ${p} down`));
+    host.state = "unplugged";
+  }
+
+  /** Plugs the cable back in. */
+  async replug(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    this.#fault("replug", [host]);
+    await this.#switchRun(this.#ports(host).map((p) => `link set ${p} up`));
+    host.state = "running";
+  }
+
+  /** No packet passes between any host of `a` and any host of `b`, in either direction, until heal(). */
+  async partition(a: ReadonlyArray<Host | string>, b: ReadonlyArray<Host | string>): Promise<void> {
+    const ha = a.map((x) => this.#impl(x));
+    const hb = b.map((x) => this.#impl(x));
+    this.#fault("partition", [...ha, ...hb], `${ha.map((h) => h.name).join(",")} | ${hb.map((h) => h.name).join(",")}`);
+    this.#partitions.push([ha.map((h) => h.name), hb.map((h) => h.name)]);
+    await this.#applyRules();
+  }
+
+  /** Ends every partition. */
+  async heal(): Promise<void> {
+    this.#fault("heal", []);
+    this.#partitions = [];
+    await this.#applyRules();
+  }
+
+  /** Drops `percent` of the packets the host sends and of those sent to it (nftables numgen; no netem here). */
+  async loss(h: Host | string, percent: number): Promise<void> {
+    const host = this.#impl(h);
+    if (!Number.isInteger(percent) || percent < 0 || percent > 100)
+      throw new RangeError(`loss: percent must be an integer 0..100, got ${percent}`);
+    this.#fault("loss", [host], `${percent}%`);
+    if (percent === 0) this.#loss.delete(host.name);
+    else this.#loss.set(host.name, percent);
+    await this.#applyRules();
+  }
+
+  // Rewrites the switch's and routers' filter chains from the fault state.
+  async #applyRules(): Promise<void> {
+    requireTools(["nft"]);
+    const ports = (name: string) => {
+      const h = this.#hosts.get(name);
+      return h && h.state !== "off" ? this.#ports(h) : [];
+    };
+    const lines = [
+      "table bridge sockprobe {}",
+      "flush table bridge sockprobe",
+      "table bridge sockprobe {",
+      "  chain forward { type filter hook forward priority 0; policy accept;",
+    ];
+    for (const name of this.#paused)
+      for (const p of ports(name)) lines.push(`    iifname "${p}" drop`, `    oifname "${p}" drop`);
+    for (const [a, b] of this.#partitions) {
+      for (const x of a.flatMap(ports)) {
+        for (const y of b.flatMap(ports))
+          lines.push(`    iifname "${x}" oifname "${y}" drop`, `    iifname "${y}" oifname "${x}" drop`);
+      }
+    }
+    for (const [name, pct] of this.#loss) {
+      for (const p of ports(name)) {
+        lines.push(
+          `    iifname "${p}" numgen random mod 100 < ${pct} drop`,
+          `    oifname "${p}" numgen random mod 100 < ${pct} drop`,
+        );
+      }
+    }
+    lines.push("  }", "}");
+    await run(["nft", "-f", "-"], { netns: this.#switchNs.path, input: lines.join("\n") });
+    this.#nftReady = true;
+    // Across a router the bridge sees only the router's port: filter by address in its forward path.
+    for (const { host } of this.#routers.values()) {
+      if (host.state === "off") continue;
+      const rl = [
+        "table inet sockprobe {}",
+        "flush table inet sockprobe",
+        "table inet sockprobe {",
+        "  chain forward { type filter hook forward priority 0; policy accept;",
+      ];
+      for (const [a, b] of this.#partitions) {
+        for (const x of a) {
+          for (const y of b) {
+            const hx = this.#hosts.get(x);
+            const hy = this.#hosts.get(y);
+            if (!hx || !hy) continue;
+            rl.push(
+              `    ip saddr ${hx.ipv4} ip daddr ${hy.ipv4} drop`,
+              `    ip saddr ${hy.ipv4} ip daddr ${hx.ipv4} drop`,
+            );
+            rl.push(
+              `    ip6 saddr ${hx.ipv6} ip6 daddr ${hy.ipv6} drop`,
+              `    ip6 saddr ${hy.ipv6} ip6 daddr ${hx.ipv6} drop`,
+            );
+          }
+        }
+      }
+      rl.push("  }", "}");
+      await run(["nft", "-f", "-"], { netns: host.netnsPath, input: rl.join("\n") });
+    }
+  }
+
+  /** Starts a packet capture on every host's switch port (and on each new boot), into pcap files under `dir`. */
+  async startCapture(dir: string = mkdtempSync(join(tmpdir(), `sockprobe-${this.name}-`))): Promise<string> {
+    requireTools(["tcpdump"]);
+    this.#captureDir = dir;
+    for (const host of this.#hosts.values()) if (host.state !== "off") await this.#captureHost(host);
+    return dir;
+  }
+
+  async #captureHost(host: NetnsHost): Promise<void> {
+    const dir = this.#captureDir as string;
+    for (const [n, port] of this.#ports(host).entries()) {
+      const suffix = n === 0 ? "" : `-eth${n}`;
+      this.#captures.push(
+        await startCapture({
+          netns: this.#switchNs.path,
+          iface: port,
+          file: join(dir, `${host.name}${suffix}.g${host.generation}.pcap`),
+          host: host.name,
+        }),
+      );
+    }
+  }
+
+  /** Stops every capture and returns the packets of all hosts on the lab's clock, in time order. */
+  async stopCapture(): Promise<{ packets: Packet[]; files: string[] }> {
+    const caps = this.#captures.splice(0);
+    this.#captureDir = undefined;
+    await Promise.all(caps.map((c) => c.stop()));
+    const originRealtimeUs = this.originRealtimeUs();
+    const packets = (await Promise.all(caps.map((c) => readPcap(c.file, { host: c.host, originRealtimeUs })))).flat();
+    packets.sort((a, b) => a.atUs - b.atUs);
+    return { packets, files: caps.map((c) => c.file) };
+  }
+
+  /** The wall-clock µs at the transcript's origin: converts pcap timestamps onto the lab's clock. */
+  originRealtimeUs(): number {
+    return (performance.timeOrigin + performance.now()) * 1000 - this.transcript.nowUs();
+  }
+
+  /** Starts recording TCP state changes, resets and retransmissions of this lab's addresses; false (and why) where tracefs is unavailable. */
+  async startTrace(): Promise<{ available: boolean; reason?: string }> {
+    const status = tracefsStatus();
+    if (!status.available) return { available: false, ...(status.reason ? { reason: status.reason } : {}) };
+    const addresses = [...this.#hosts.values()].flatMap((h) => [h.ipv4, h.ipv6]);
+    this.#trace = await startTrace({ addresses: [...addresses, ...this.#allPlannedAddresses()] });
+    return { available: true };
+  }
+
+  // Every address a host of this lab may have, so hosts added after startTrace are covered.
+  #allPlannedAddresses(): string[] {
+    const out: string[] = [];
+    for (let sw = 0; sw < this.#switches.length; sw++) {
+      for (let i = 0; i <= MAX_HOSTS_PER_SWITCH + 1; i++) {
+        const p = this.plan.iface(sw, i);
+        out.push(p.ipv4, p.ipv6);
+      }
+    }
+    return out;
+  }
+
+  /** Stops the trace: events with `atUs` on the lab's clock. */
+  async stopTrace(): Promise<Array<TraceEvent & { atUs: number }>> {
+    const trace = this.#trace;
+    this.#trace = undefined;
+    if (!trace) return [];
+    const origin = this.transcript.originNs;
+    return (await trace.stop()).map((e) => ({ ...e, atUs: Number(e.atNs - origin) / 1000 }));
+  }
+
+  /** Samples TCP_INFO of a socket every intervalMs until `until` settles or maxSamples are taken. */
+  async sampleTcpInfo(
+    socket: HostSocket,
+    options: { intervalMs: number; until: Promise<unknown>; maxSamples?: number },
+  ): Promise<Array<{ atUs: number; info: Awaited<ReturnType<HostSocket["tcpInfo"]>> }>> {
+    const samples: Array<{ atUs: number; info: Awaited<ReturnType<HostSocket["tcpInfo"]>> }> = [];
+    let done = false;
+    options.until.then(
+      () => {
+        done = true;
+      },
+      () => {
+        done = true;
+      },
+    );
+    const max = options.maxSamples ?? 10_000;
+    while (!done && samples.length < max) {
+      try {
+        samples.push({ atUs: this.transcript.nowUs(), info: await socket.tcpInfo() });
+      } catch {
+        break; // the socket was closed or its host powered off: sampling ends there
+      }
+      await Promise.race([new Promise((r) => setTimeout(r, options.intervalMs)), options.until.catch(() => {})]);
+    }
+    return samples;
+  }
+
+  /** Tears everything down: programs, sockets, captures, trace, namespaces. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const caps = this.#captures.splice(0);
+    await Promise.all(caps.map((c) => c.stop().catch(() => {})));
+    if (this.#trace) await this.#trace.stop().catch(() => {});
+    this.#trace = undefined;
+    const exits = [...this.#hosts.values()].flatMap((h) => (h.gen ? [...h.gen.processes].map((p) => p.exited) : []));
+    this.#releaseSync();
+    await Promise.all(exits);
+  }
+
+  // Everything that must go even on process exit, synchronously.
+  #releaseSync(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    process.removeListener("exit", this.#exitHook);
+    for (const h of this.#hosts.values()) if (h.state !== "off") h.destroy();
+    this.#switchNs.close();
+    this.#lease.release();
+  }
+}
