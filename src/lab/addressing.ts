@@ -20,6 +20,9 @@ export interface InterfacePlan {
 
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");
 
+// The form the kernel reports (RFC 5952), so addresses compare equal as text.
+const canonical6 = (a: string) => new URL(`http://[${a}]/`).hostname.slice(1, -1);
+
 /** A lab's slice of the lab ranges. */
 export class AddressPlan {
   constructor(readonly labId: number) {
@@ -44,7 +47,7 @@ export class AddressPlan {
     const last = sw * 64 + 1 + index;
     return {
       ipv4: `${this.#base4()}.${last}`,
-      ipv6: `fd00:5b:${this.labId.toString(16)}:${sw}::${(index + 1).toString(16)}`,
+      ipv6: canonical6(`fd00:5b:${this.labId.toString(16)}:${sw}::${(index + 1).toString(16)}`),
       prefix4: 26,
       prefix6: 64,
       // Locally administered, fixed by lab, switch and index: a power-cycled host keeps its MAC, as a NIC does.

@@ -659,10 +659,8 @@ export class NetnsLab {
     }
     for (const [name, pct] of this.#loss) {
       for (const p of ports(name)) {
-        lines.push(
-          `    iifname "${p}" numgen random mod 100 < ${pct} drop`,
-          `    oifname "${p}" numgen random mod 100 < ${pct} drop`,
-        );
+        const match = pct >= 100 ? "" : ` numgen random mod 100 < ${pct}`;
+        lines.push(`    iifname "${p}"${match} drop`, `    oifname "${p}"${match} drop`);
       }
     }
     lines.push("  }", "}");

@@ -1,0 +1,108 @@
+// Nothing leaks: after kill -9 or Ctrl-C of a run holding a full lab, no namespace, link, mount
+// or process of it remains; and without privileges the lab says what to do.
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import t, { type Test } from "tap";
+import { TRACEFS_ROOTS } from "../../src/evidence/tracepoints.js";
+import { waitUntil, withLab } from "../helpers/lab.js";
+
+const child = fileURLToPath(new URL("../fixtures/lab-child.ts", import.meta.url));
+
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const byParent = new Map<number, number[]>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      byParent.set(ppid, [...(byParent.get(ppid) ?? []), Number(d)]);
+    } catch {}
+  }
+  const walk = (p: number) => {
+    for (const c of byParent.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+// Every namespace reference any process holds: its own netns and its open descriptors.
+function heldNamespaces(): Set<string> {
+  const held = new Set<string>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      held.add(readlinkSync(`/proc/${d}/ns/net`));
+      for (const fd of readdirSync(`/proc/${d}/fd`)) {
+        try {
+          const l = readlinkSync(`/proc/${d}/fd/${fd}`);
+          if (l.startsWith("net:[")) held.add(l);
+        } catch {}
+      }
+    } catch {}
+  }
+  return held;
+}
+
+const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");
+
+async function runAndKill(t: Test, signal: NodeJS.Signals) {
+  const linksBefore = execFileSync("ip", ["-o", "link"], { encoding: "utf8" });
+  const mountsBefore = readFileSync("/proc/self/mounts", "utf8");
+  const proc = spawn(process.execPath, ["--import=tsx", child], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  proc.stdout.on("data", (d) => {
+    out += d;
+  });
+  const report = await waitUntil("the child's report", () => out, (o) => o.includes("\n"), 20_000);
+  const { pid, namespaces, trace } = JSON.parse(report) as { pid: number; namespaces: string[]; trace: boolean };
+  const family = descendants(pid);
+  t.equal(namespaces.length, 3, "the child holds three namespaces of its own: the switch and two hosts");
+  const names = family.map((p) => readFileSync(`/proc/${p}/comm`, "utf8").trim());
+  t.ok(names.includes("tcpdump"), "it runs tcpdump");
+  t.ok(names.filter((n) => n === "sleep").length >= 2, "and a program that forked");
+  proc.kill(signal);
+  await new Promise((r) => proc.once("exit", r));
+  const left = await waitUntil("every process of the run gone", () => family.filter(alive), (l) => l.length === 0, 5000);
+  t.same(left, [], `none of its ${family.length} processes remains`);
+  const still = await waitUntil(
+    "no namespace of the run held",
+    () => namespaces.filter((n) => heldNamespaces().has(n)),
+    (l) => l.length === 0,
+    5000,
+  );
+  t.same(still, [], "no namespace of it is held by anyone: the kernel has freed them");
+  t.equal(execFileSync("ip", ["-o", "link"], { encoding: "utf8" }), linksBefore, "no link left in the machine's namespace");
+  t.equal(readFileSync("/proc/self/mounts", "utf8"), mountsBefore, "no mount left");
+  t.equal(execFileSync("ip", ["netns", "list"], { encoding: "utf8" }).trim(), "", "nothing named in /run/netns");
+  if (trace) {
+    const root = TRACEFS_ROOTS.find((r) => existsSync(`${r}/instances`));
+    const mine = () => (root ? readdirSync(`${root}/instances`).filter((d) => d.startsWith(`sockprobe-${pid}-`)) : []);
+    // A killed process cannot remove its tracing instance; the next run sweeps it.
+    const lab = await withLab(t, { name: "sweeper" });
+    await lab.addHost("a");
+    await lab.startTrace();
+    t.same(mine(), [], "the next run swept the killed run's tracing instance");
+    await lab.stopTrace();
+  }
+}
+
+t.test("kill -9 of a run leaves nothing behind", async (t) => runAndKill(t, "SIGKILL"));
+t.test("Ctrl-C (SIGINT) of a run leaves nothing behind", async (t) => runAndKill(t, "SIGINT"));
+
+t.test("without privileges, one clear error says what to do", async (t) => {
+  const out = execFileSync(
+    "setpriv",
+    ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", process.execPath, "--import=tsx", child, "create-only"],
+    { encoding: "utf8", env: { ...process.env, HOME: "/tmp" } },
+  );
+  const r = JSON.parse(out) as { ok: boolean; message?: string };
+  t.equal(r.ok, false);
+  t.match(r.message, /needs root/);
+  t.match(r.message, /unshare --user --map-root-user/);
+  t.notMatch(r.message, /\n\s+at /, "no stack trace");
+});
