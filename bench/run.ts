@@ -1,4 +1,5 @@
 // `npm run bench [-- SECTION...]`: figures side by side, taken in one run, never asserted as timed tests.
+import { labCreateTeardownMs, loop2a } from "./lab.js";
 import { benchSys } from "./sys.js";
 
 type Section = () => Promise<string[]>;
@@ -6,6 +7,19 @@ type Section = () => Promise<string[]>;
 const fmtNs = (ns: number) => (ns >= 10_000 ? `${(ns / 1000).toFixed(1)} µs` : `${ns.toFixed(0)} ns`);
 
 const SECTIONS: Record<string, Section> = {
+  async lab() {
+    const createMs = await labCreateTeardownMs();
+    const r = await loop2a();
+    const rate = (ns: number) => `${(1e9 / ns).toFixed(0)}/s`;
+    return [
+      "lab: netns backend",
+      `  create a 2-host lab and tear it down (median of 20)   ${createMs.toFixed(1)} ms  (goal < 150 ms: ${createMs < 150 ? "met" : "missed"})`,
+      "  seed 003 program 2A loop, one iteration = connect + accept + close server + close client:",
+      `    through the lab's HostSocket API   ${fmtNs(r.lab).padStart(9)}  ${rate(r.lab).padStart(8)}  ${(r.python / r.lab).toFixed(2)}x Python (goal >= 1.5x: ${r.python / r.lab >= 1.5 ? "met" : "missed"})`,
+      `    the seed's Python                  ${fmtNs(r.python).padStart(9)}  ${rate(r.python).padStart(8)}  1.00x`,
+      `    the same loop in C                 ${fmtNs(r.c).padStart(9)}  ${rate(r.c).padStart(8)}  ${(r.python / r.c).toFixed(2)}x Python`,
+    ];
+  },
   async sys() {
     const rows = await benchSys();
     return [

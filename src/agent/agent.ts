@@ -147,7 +147,9 @@ export function runAgent(input: Readable, output: Writable, options: AgentOption
       }
       case "socket": {
         const family = req.family as "IPv4" | "IPv6" | undefined;
-        return encodeValue(Socket.create({ family, host, netns: options.netns }), { socketRef: (v) => refOf(v as Socket) });
+        return encodeValue(Socket.create({ family, host, netns: options.netns }), {
+          socketRef: (v) => refOf(v as Socket),
+        });
       }
       case "call":
         return call(req);
@@ -175,7 +177,9 @@ export function runAgent(input: Readable, output: Writable, options: AgentOption
       return;
     }
     if (req === null || typeof req !== "object" || Array.isArray(req) || !isRequestId((req as { id?: unknown }).id)) {
-      const error = new TypeError(`a request is an object with an id (number or string) and an op: ${line.slice(0, 80)}`);
+      const error = new TypeError(
+        `a request is an object with an id (number or string) and an op: ${line.slice(0, 80)}`,
+      );
       answer({ id: null, ok: false, error: encodeError(error) });
       return;
     }

@@ -184,12 +184,15 @@ export function decodeValue(wire: Wire, hooks: CodecHooks = {}, depth = 0): unkn
     case "$sock": {
       const ref = obj as unknown as SocketRef;
       if (typeof ref.$sock !== "number") break;
-      return hooks.socketOf ? hooks.socketOf(ref) : { $sock: ref.$sock, fd: ref.fd, family: ref.family, host: ref.host };
+      return hooks.socketOf
+        ? hooks.socketOf(ref)
+        : { $sock: ref.$sock, fd: ref.fd, family: ref.family, host: ref.host };
     }
     case "$signal": {
       const ref = obj as unknown as SignalRef;
       if (typeof ref.$signal !== "number") break;
-      if (!hooks.signalOf) throw new TypeError("cannot receive an AbortSignal here: it only crosses as a call's argument");
+      if (!hooks.signalOf)
+        throw new TypeError("cannot receive an AbortSignal here: it only crosses as a call's argument");
       return hooks.signalOf(ref);
     }
   }

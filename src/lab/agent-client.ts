@@ -85,7 +85,8 @@ const none = () => [];
 const zero = () => "0";
 const text = (v: unknown) => String(v);
 const byteCount = (v: unknown) => String(Buffer.isBuffer(v) ? v.length : v);
-const dataLength = (d: unknown) => String(typeof d === "string" ? Buffer.byteLength(d) : Buffer.isBuffer(d) ? d.length : d);
+const dataLength = (d: unknown) =>
+  String(typeof d === "string" ? Buffer.byteLength(d) : Buffer.isBuffer(d) ? d.length : d);
 const sockFd = (v: unknown) => String((v as HostSocket).fd);
 const addr = (address: unknown, port: unknown) =>
   String(address).includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
@@ -395,7 +396,8 @@ export class AgentClient {
     const t = this.transcript;
     if (!t) return;
     const durationUs = t.nowUs() - atUs;
-    if (e instanceof SysError) t.record({ atUs, host: this.host, call, args, error: e.code, errno: e.errno, durationUs });
+    if (e instanceof SysError)
+      t.record({ atUs, host: this.host, call, args, error: e.code, errno: e.errno, durationUs });
     else if (e instanceof WaitTimeoutError) t.record({ atUs, host: this.host, call, args, error: e.code, durationUs });
   }
 

@@ -2,20 +2,42 @@
 import type { Socket } from "../sys/socket.js";
 import { type HostSocket, SOCKET_METHODS } from "./host.js";
 
+// Methods live on one prototype built once, so wrapping a socket allocates one small object.
+class LocalHostSocket {
+  constructor(
+    readonly socket: Socket,
+    readonly onSocket: (s: Socket) => void,
+  ) {}
+  get host(): string {
+    return this.socket.host;
+  }
+  get fd(): number {
+    return this.socket.fd;
+  }
+  get family(): "IPv4" | "IPv6" {
+    return this.socket.family;
+  }
+}
+
+for (const method of SOCKET_METHODS) {
+  Object.defineProperty(LocalHostSocket.prototype, method, {
+    value: async function (this: LocalHostSocket, ...args: unknown[]) {
+      const value = await (this.socket[method] as (...a: unknown[]) => unknown)(...args);
+      if (value === this.socket) return this;
+      if (
+        value !== null &&
+        typeof value === "object" &&
+        Object.getPrototypeOf(value) === Object.getPrototypeOf(this.socket)
+      ) {
+        return localHostSocket(value as Socket, this.onSocket);
+      }
+      return value;
+    },
+  });
+}
+
 /** Wraps an in-process Socket; sockets it returns (accept) are wrapped too. `onSocket` sees each one. */
 export function localHostSocket(socket: Socket, onSocket: (s: Socket) => void = () => {}): HostSocket {
   onSocket(socket);
-  const wrapped: Record<string, unknown> = { host: socket.host, fd: socket.fd, family: socket.family };
-  for (const method of SOCKET_METHODS) {
-    const fn = (socket[method] as (...a: unknown[]) => unknown).bind(socket);
-    wrapped[method] = async (...args: unknown[]) => {
-      const value = await fn(...args);
-      if (value === socket) return wrapped;
-      if (value && typeof value === "object" && "fd" in value && "tcpInfo" in value) {
-        return localHostSocket(value as Socket, onSocket);
-      }
-      return value;
-    };
-  }
-  return wrapped as unknown as HostSocket;
+  return new LocalHostSocket(socket, onSocket) as unknown as HostSocket;
 }

@@ -20,17 +20,21 @@ export interface TranscriptEntry {
 export class Transcript {
   readonly entries: TranscriptEntry[] = [];
   readonly #originNs: bigint;
+  readonly #originMs: number;
 
-  constructor(originNs: bigint = process.hrtime.bigint()) {
-    this.#originNs = originNs;
+  constructor() {
+    // performance.now() reads the same monotonic clock as hrtime without allocating a BigInt, so
+    // recording stays cheap; the ns origin ties the transcript to tracepoint and pcap clocks.
+    this.#originMs = performance.now();
+    this.#originNs = process.hrtime.bigint();
   }
 
   /** µs since this transcript began. */
   nowUs(): number {
-    return Number(process.hrtime.bigint() - this.#originNs) / 1000;
+    return (performance.now() - this.#originMs) * 1000;
   }
 
-  /** The origin on the process's monotonic clock, so other evidence can share it. */
+  /** The origin on the process's monotonic clock (CLOCK_MONOTONIC ns), so other evidence can share it. */
   get originNs(): bigint {
     return this.#originNs;
   }

@@ -1,7 +1,7 @@
 // Nothing leaks: after kill -9 or Ctrl-C of a run holding a full lab, no namespace, link, mount
 // or process of it remains; and without privileges the lab says what to do.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import t, { type Test } from "tap";
 import { TRACEFS_ROOTS } from "../../src/evidence/tracepoints.js";
@@ -48,7 +48,8 @@ function heldNamespaces(): Set<string> {
   return held;
 }
 
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");
+const alive = (pid: number) =>
+  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");
 
 async function runAndKill(t: Test, signal: NodeJS.Signals) {
   const linksBefore = execFileSync("ip", ["-o", "link"], { encoding: "utf8" });
@@ -58,7 +59,12 @@ async function runAndKill(t: Test, signal: NodeJS.Signals) {
   proc.stdout.on("data", (d) => {
     out += d;
   });
-  const report = await waitUntil("the child's report", () => out, (o) => o.includes("\n"), 20_000);
+  const report = await waitUntil(
+    "the child's report",
+    () => out,
+    (o) => o.includes("\n"),
+    20_000,
+  );
   const { pid, namespaces, trace } = JSON.parse(report) as { pid: number; namespaces: string[]; trace: boolean };
   const family = descendants(pid);
   t.equal(namespaces.length, 3, "the child holds three namespaces of its own: the switch and two hosts");
@@ -67,7 +73,12 @@ async function runAndKill(t: Test, signal: NodeJS.Signals) {
   t.ok(names.filter((n) => n === "sleep").length >= 2, "and a program that forked");
   proc.kill(signal);
   await new Promise((r) => proc.once("exit", r));
-  const left = await waitUntil("every process of the run gone", () => family.filter(alive), (l) => l.length === 0, 5000);
+  const left = await waitUntil(
+    "every process of the run gone",
+    () => family.filter(alive),
+    (l) => l.length === 0,
+    5000,
+  );
   t.same(left, [], `none of its ${family.length} processes remains`);
   const still = await waitUntil(
     "no namespace of the run held",
@@ -76,7 +87,11 @@ async function runAndKill(t: Test, signal: NodeJS.Signals) {
     5000,
   );
   t.same(still, [], "no namespace of it is held by anyone: the kernel has freed them");
-  t.equal(execFileSync("ip", ["-o", "link"], { encoding: "utf8" }), linksBefore, "no link left in the machine's namespace");
+  t.equal(
+    execFileSync("ip", ["-o", "link"], { encoding: "utf8" }),
+    linksBefore,
+    "no link left in the machine's namespace",
+  );
   t.equal(readFileSync("/proc/self/mounts", "utf8"), mountsBefore, "no mount left");
   t.equal(execFileSync("ip", ["netns", "list"], { encoding: "utf8" }).trim(), "", "nothing named in /run/netns");
   if (trace) {
@@ -97,7 +112,16 @@ t.test("Ctrl-C (SIGINT) of a run leaves nothing behind", async (t) => runAndKill
 t.test("without privileges, one clear error says what to do", async (t) => {
   const out = execFileSync(
     "setpriv",
-    ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", process.execPath, "--import=tsx", child, "create-only"],
+    [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      "--inh-caps=-all",
+      process.execPath,
+      "--import=tsx",
+      child,
+      "create-only",
+    ],
     { encoding: "utf8", env: { ...process.env, HOME: "/tmp" } },
   );
   const r = JSON.parse(out) as { ok: boolean; message?: string };

@@ -21,9 +21,13 @@ t.test("hosts get lab addresses, a fixed MAC, sysctls read back; the root namesp
   t.same(kang.sysctls, { "net.ipv4.tcp_retries2": "5", "net.ipv4.tcp_fin_timeout": "7" });
   t.equal(await kang.sysctl("net.ipv4.tcp_retries2"), "5", "the kernel of kang has it");
   t.equal(await kodos.sysctl("net.ipv4.tcp_retries2"), "15", "kodos keeps the namespace default");
-  const link = execFileSync("nsenter", [`--net=${(kang as unknown as { netnsPath: string }).netnsPath}`, "ip", "-o", "link", "show", "eth0"], {
-    encoding: "utf8",
-  });
+  const link = execFileSync(
+    "nsenter",
+    [`--net=${(kang as unknown as { netnsPath: string }).netnsPath}`, "ip", "-o", "link", "show", "eth0"],
+    {
+      encoding: "utf8",
+    },
+  );
   t.match(link, kang.mac, "eth0 carries the planned MAC");
   t.equal(rootLinks(), before, "no link appeared in the machine's own namespace");
 });
@@ -42,12 +46,18 @@ t.test("a bad sysctl is a clear error naming the key (and the value)", async (t)
     message: /refused net\.ipv4\.tcp_retries2 = lots \(EINVAL\)/,
   });
   await t.rejects(h.setSysctls({ "kernel.panic": 1 }), SysctlError);
-  await t.rejects(lab.addHost("bad", { sysctls: { "net.ipv4.tcp_tw_reuse": 5 } }), /refused net\.ipv4\.tcp_tw_reuse = 5 \(EINVAL\)/);
+  await t.rejects(
+    lab.addHost("bad", { sysctls: { "net.ipv4.tcp_tw_reuse": 5 } }),
+    /refused net\.ipv4\.tcp_tw_reuse = 5 \(EINVAL\)/,
+  );
   t.throws(() => lab.host("bad"), /no host "bad"/, "a host whose boot failed is not kept");
 });
 
 t.test("missing programs are named with the package to install", async (t) => {
-  t.throws(() => requireTools(["ip", "sockprobe-no-such-tool"]), /`sockprobe-no-such-tool`.*apt-get install -y sockprobe-no-such-tool/);
+  t.throws(
+    () => requireTools(["ip", "sockprobe-no-such-tool"]),
+    /`sockprobe-no-such-tool`.*apt-get install -y sockprobe-no-such-tool/,
+  );
   t.doesNotThrow(() => requireTools());
 });
 
@@ -59,7 +69,11 @@ t.test("IPv4 and IPv6 connections between hosts; the transcript shows both on on
     const l = await kodos.listen(8080, { family });
     const c = await kang.connect(family === "IPv6" ? kodos.ipv6 : kodos.ipv4, 8080, { timeoutMs: 2000 });
     const s = await l.acceptAsync({ timeoutMs: 2000 });
-    t.same(await s.remoteAddress(), { family, address: family === "IPv6" ? kang.ipv6 : kang.ipv4, port: (await c.localAddress()).port });
+    t.same(await s.remoteAddress(), {
+      family,
+      address: family === "IPv6" ? kang.ipv6 : kang.ipv4,
+      port: (await c.localAddress()).port,
+    });
     await c.write("ping");
     t.equal((await s.readAsync(10, { timeoutMs: 2000 })).toString(), "ping");
     for (const x of [c, s, l]) await x.close();
@@ -72,7 +86,11 @@ t.test("powerOff: nothing the host sends arrives again; the peer retransmits int
   const lab = await withLab(t, { name: "poweroff" });
   const kang = await lab.addHost("kang");
   const kodos = await lab.addHost("kodos");
-  const cap = await startCapture({ netns: lab.switchNetns, iface: "br0", file: `${await lab.startCapture()}/switch.pcap` });
+  const cap = await startCapture({
+    netns: lab.switchNetns,
+    iface: "br0",
+    file: `${await lab.startCapture()}/switch.pcap`,
+  });
   const l = await kodos.listen(8080);
   const c = await kang.connect(kodos.ipv4, 8080);
   const s = await l.acceptAsync({ timeoutMs: 2000 });
@@ -82,7 +100,11 @@ t.test("powerOff: nothing the host sends arrives again; the peer retransmits int
   await lab.powerOff(kodos);
   t.equal(kodos.state, "off");
   t.equal(await c.write("kodos, are you there?"), 21, "the write succeeds: the kernel only queued it");
-  const info = await waitUntil("a retransmission", () => c.tcpInfo(), (i) => (i.total_retrans as number) >= 1);
+  const info = await waitUntil(
+    "a retransmission",
+    () => c.tcpInfo(),
+    (i) => (i.total_retrans as number) >= 1,
+  );
   t.ok((info.total_retrans as number) >= 1, "kang retransmits");
   t.equal(info.stateName, "ESTABLISHED", "and still believes the connection is up");
   await t.rejects(kodos.socket(), /powered off/);
@@ -92,37 +114,50 @@ t.test("powerOff: nothing the host sends arrives again; the peer retransmits int
   const onSwitch = await readPcap(cap.file, { originRealtimeUs: lab.originRealtimeUs() });
   const fromKodos = onSwitch.filter((p) => p.src === kodos.ipv4 || p.hwSrc === kodos.mac);
   t.ok(fromKodos.length > 0, "kodos spoke before the fault");
-  t.same(fromKodos.filter((p) => p.atUs > offAt), [], "the switch saw nothing from kodos after power off");
-  t.ok(onSwitch.filter((p) => p.src === kang.ipv4 && p.atUs > offAt && p.len === 21).length >= 2, "kang's data crossed the switch more than once");
-  t.ok(packets.some((p) => p.host === "kang"), "per-host captures hold kang's packets");
+  t.same(
+    fromKodos.filter((p) => p.atUs > offAt),
+    [],
+    "the switch saw nothing from kodos after power off",
+  );
+  t.ok(
+    onSwitch.filter((p) => p.src === kang.ipv4 && p.atUs > offAt && p.len === 21).length >= 2,
+    "kang's data crossed the switch more than once",
+  );
+  t.ok(
+    packets.some((p) => p.host === "kang"),
+    "per-host captures hold kang's packets",
+  );
 });
 
-t.test("powerCycle: same name, addresses, MAC, sysctls; empty kernel state; the peer's next write draws RST", async (t) => {
-  const lab = await withLab(t, { name: "cycle" });
-  const kang = await lab.addHost("kang");
-  const kodos = await lab.addHost("kodos", { sysctls: { "net.ipv4.tcp_fin_timeout": 9 } });
-  const { ipv4, ipv6, mac } = kodos;
-  const l = await kodos.listen(8080);
-  const c = await kang.connect(kodos.ipv4, 8080);
-  await l.acceptAsync({ timeoutMs: 2000 });
-  await lab.powerCycle(kodos, { bootDelayMs: 50 });
-  t.equal(kodos.generation, 2);
-  t.same([kodos.ipv4, kodos.ipv6, kodos.mac], [ipv4, ipv6, mac]);
-  t.equal(await kodos.sysctl("net.ipv4.tcp_fin_timeout"), "9");
-  t.same(await kodos.sockets(), [], "no socket survived the reboot");
-  t.equal((await c.tcpInfo()).stateName, "ESTABLISHED", "kang has not noticed");
-  const t0 = lab.transcript.nowUs();
-  t.equal(await c.write("kodos, are you there?"), 21);
-  const r = await c.poll(POLLIN | POLLRDHUP, 1000);
-  const waited = (lab.transcript.nowUs() - t0) / 1000;
-  t.ok(r.outcomes[0]?.names.includes("POLLERR"), `POLLERR within ${waited.toFixed(1)} ms`);
-  t.ok(waited < 1000, "the RST came within a second");
-  await t.rejects(c.read(), { code: "ECONNRESET", syscall: "read" });
-  const l2 = await kodos.listen(8080);
-  const c2 = await kang.connect(kodos.ipv4, 8080, { timeoutMs: 2000 });
-  t.ok(await l2.acceptAsync({ timeoutMs: 2000 }), "the rebooted host serves again once its listener is reopened");
-  await c2.close();
-});
+t.test(
+  "powerCycle: same name, addresses, MAC, sysctls; empty kernel state; the peer's next write draws RST",
+  async (t) => {
+    const lab = await withLab(t, { name: "cycle" });
+    const kang = await lab.addHost("kang");
+    const kodos = await lab.addHost("kodos", { sysctls: { "net.ipv4.tcp_fin_timeout": 9 } });
+    const { ipv4, ipv6, mac } = kodos;
+    const l = await kodos.listen(8080);
+    const c = await kang.connect(kodos.ipv4, 8080);
+    await l.acceptAsync({ timeoutMs: 2000 });
+    await lab.powerCycle(kodos, { bootDelayMs: 50 });
+    t.equal(kodos.generation, 2);
+    t.same([kodos.ipv4, kodos.ipv6, kodos.mac], [ipv4, ipv6, mac]);
+    t.equal(await kodos.sysctl("net.ipv4.tcp_fin_timeout"), "9");
+    t.same(await kodos.sockets(), [], "no socket survived the reboot");
+    t.equal((await c.tcpInfo()).stateName, "ESTABLISHED", "kang has not noticed");
+    const t0 = lab.transcript.nowUs();
+    t.equal(await c.write("kodos, are you there?"), 21);
+    const r = await c.poll(POLLIN | POLLRDHUP, 1000);
+    const waited = (lab.transcript.nowUs() - t0) / 1000;
+    t.ok(r.outcomes[0]?.names.includes("POLLERR"), `POLLERR within ${waited.toFixed(1)} ms`);
+    t.ok(waited < 1000, "the RST came within a second");
+    await t.rejects(c.read(), { code: "ECONNRESET", syscall: "read" });
+    const l2 = await kodos.listen(8080);
+    const c2 = await kang.connect(kodos.ipv4, 8080, { timeoutMs: 2000 });
+    t.ok(await l2.acceptAsync({ timeoutMs: 2000 }), "the rebooted host serves again once its listener is reopened");
+    await c2.close();
+  },
+);
 
 t.test("shutdown: the peer sees the FIN (POLLIN, read 0), then the host is off", async (t) => {
   const lab = await withLab(t, { name: "shutdown" });
@@ -155,7 +190,11 @@ t.test("a real program on a host: nc serves, kill makes the kernel close its soc
   nc.stdout.on("data", (d) => {
     out += d;
   });
-  await waitUntil("nc printed the line", () => out, (o) => o.includes("hello nc"));
+  await waitUntil(
+    "nc printed the line",
+    () => out,
+    (o) => o.includes("hello nc"),
+  );
   await lab.kill(nc);
   t.equal((await nc.exited).signal, "SIGKILL");
   const r = await c.poll(POLLIN | POLLRDHUP, 2000);
@@ -173,13 +212,22 @@ t.test("pause: the host goes silent with its state kept; resume delivers what wa
   await lab.pause(kodos);
   t.equal(kodos.state, "paused");
   t.equal(await c.write("while paused"), 12);
-  await waitUntil("a retransmission", () => c.tcpInfo(), (i) => (i.total_retrans as number) >= 1);
+  await waitUntil(
+    "a retransmission",
+    () => c.tcpInfo(),
+    (i) => (i.total_retrans as number) >= 1,
+  );
   t.equal(await c.outq(), 12, "nothing was acknowledged");
   t.equal(await s.inq(), 0, "nothing arrived");
   t.equal((await s.tcpInfo()).stateName, "ESTABLISHED", "kodos's state is kept");
   await lab.resume(kodos);
   t.equal((await s.readAsync(100, { timeoutMs: 5000 })).toString(), "while paused");
-  await waitUntil("acknowledged", () => c.outq(), (n) => n === 0, 5000);
+  await waitUntil(
+    "acknowledged",
+    () => c.outq(),
+    (n) => n === 0,
+    5000,
+  );
 });
 
 t.test("unplug: writes during the outage succeed and arrive in order after replug", async (t) => {
@@ -195,10 +243,15 @@ t.test("unplug: writes during the outage succeed and arrive in order after replu
   t.equal(await s.inq(), 0);
   await lab.replug(kang);
   let got = "";
-  await waitUntil("all three writes", async () => {
-    got += (await s.readAsync(100, { timeoutMs: 5000 })).toString();
-    return got;
-  }, (g) => g.length >= 13, 8000);
+  await waitUntil(
+    "all three writes",
+    async () => {
+      got += (await s.readAsync(100, { timeoutMs: 5000 })).toString();
+      return got;
+    },
+    (g) => g.length >= 13,
+    8000,
+  );
   t.equal(got, "one two three");
 });
 
@@ -215,7 +268,10 @@ t.test("partition and heal", async (t) => {
   await lab.heal();
   const ab = await a.connect(b.ipv4, 9000, { timeoutMs: 3000 });
   t.ok(ab, "after heal a reaches b");
-  t.same(lab.faults.map((f) => f.fault), ["partition", "heal"]);
+  t.same(
+    lab.faults.map((f) => f.fault),
+    ["partition", "heal"],
+  );
   await lb.close();
 });
 
@@ -253,7 +309,11 @@ t.test("a router joins two switches", async (t) => {
   const c6 = await kang.connect(kodos.ipv6, 8080, { timeoutMs: 3000 }).catch((e) => e);
   t.ok(c6 instanceof Error, "the IPv4 listener does not take IPv6");
   await lab.partition([kang], [kodos]);
-  await t.rejects(kang.connect(kodos.ipv4, 8080, { timeoutMs: 300 }), WaitTimeoutError, "a partition holds across the router");
+  await t.rejects(
+    kang.connect(kodos.ipv4, 8080, { timeoutMs: 300 }),
+    WaitTimeoutError,
+    "a partition holds across the router",
+  );
 });
 
 t.test("several labs at once do not interfere", async (t) => {
@@ -280,16 +340,29 @@ t.test("evidence: tracepoint states, TCP_INFO samples", async (t) => {
   const done = new Promise((r) => setTimeout(r, 60));
   const samples = await lab.sampleTcpInfo(c, { intervalMs: 10, until: done });
   t.ok(samples.length >= 3, `${samples.length} samples`);
-  t.ok(samples.every((x, i) => i === 0 || x.atUs > (samples[i - 1]?.atUs ?? 0)), "in time order");
+  t.ok(
+    samples.every((x, i) => i === 0 || x.atUs > (samples[i - 1]?.atUs ?? 0)),
+    "in time order",
+  );
   await s.close();
-  await waitUntil("kang in CLOSE_WAIT", () => c.tcpInfo(), (i) => i.stateName === "CLOSE_WAIT");
-  await waitUntil("kodos in FIN_WAIT2", () => kodos.sockets(), (rows) => rows.some((r) => r.state === "FIN_WAIT2"));
+  await waitUntil(
+    "kang in CLOSE_WAIT",
+    () => c.tcpInfo(),
+    (i) => i.stateName === "CLOSE_WAIT",
+  );
+  await waitUntil(
+    "kodos in FIN_WAIT2",
+    () => kodos.sockets(),
+    (rows) => rows.some((r) => r.state === "FIN_WAIT2"),
+  );
   const events = await lab.stopTrace();
   if (!trace.available) {
     t.equal(events.length, 0, `tracefs unavailable (${trace.reason}): no events, none faked`);
     return;
   }
-  const states = events.filter((e) => e.event === "inet_sock_set_state" && e.saddr === kodos.ipv4 && e.sport === 8080 && e.dport !== 0);
+  const states = events.filter(
+    (e) => e.event === "inet_sock_set_state" && e.saddr === kodos.ipv4 && e.sport === 8080 && e.dport !== 0,
+  );
   t.same(
     states.map((e) => `${e.oldstate}->${e.newstate}`),
     // Closed by its application, kodos's socket is an orphan: on FIN_WAIT2 the kernel hands the
@@ -297,5 +370,8 @@ t.test("evidence: tracepoint states, TCP_INFO samples", async (t) => {
     ["LISTEN->SYN_RECV", "SYN_RECV->ESTABLISHED", "ESTABLISHED->FIN_WAIT1", "FIN_WAIT1->FIN_WAIT2", "FIN_WAIT2->CLOSE"],
     "kodos's side, from the kernel",
   );
-  t.ok(states.every((e) => e.atUs > 0 && e.atUs < lab.transcript.nowUs()), "on the lab's clock");
+  t.ok(
+    states.every((e) => e.atUs > 0 && e.atUs < lab.transcript.nowUs()),
+    "on the lab's clock",
+  );
 });
