@@ -2,7 +2,7 @@
 // lab's switch namespace. Every namespace is held only by a descriptor of this process and every
 // child program dies with it, so a crash or kill -9 leaves nothing behind: no mount, no name in
 // /run/netns, no link in the machine's own namespace, no process.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -243,8 +243,13 @@ class NetnsHost implements Host {
     this.state = "running";
     try {
       for (const [k, v] of Object.entries(BASE_SYSCTLS)) writeSysctl(ns, k, v);
-      await this.setSysctls({ ...this.desiredSysctls, ...this.#sysctls });
+      // Interface keys (neigh.eth0.*, conf.eth0.*) exist only once the link does; the rest go first,
+      // so that defaults are in force when the link is made.
+      const wanted = Object.entries({ ...this.desiredSysctls, ...this.#sysctls });
+      const perLink = (k: string) => /\.(neigh|conf)\.eth\d+\./.test(k);
+      await this.setSysctls(Object.fromEntries(wanted.filter(([k]) => !perLink(k))));
       await this.lab.plug(this);
+      await this.setSysctls(Object.fromEntries(wanted.filter(([k]) => perLink(k))));
     } catch (e) {
       ns.close();
       this.state = "off";
@@ -700,6 +705,7 @@ export class NetnsLab {
   /** Starts a packet capture on every host's switch port (and on each new boot), into pcap files under `dir`. */
   async startCapture(dir: string = mkdtempSync(join(tmpdir(), `sockprobe-${this.name}-`))): Promise<string> {
     requireTools(["tcpdump"]);
+    mkdirSync(dir, { recursive: true });
     this.#captureDir = dir;
     for (const host of this.#hosts.values()) if (host.state !== "off") await this.#captureHost(host);
     return dir;
@@ -755,6 +761,23 @@ export class NetnsLab {
       }
     }
     return out;
+  }
+
+  /** The trace so far, without stopping it; undefined when no trace runs. */
+  async traceSnapshot(): Promise<Array<TraceEvent & { atUs: number }> | undefined> {
+    if (!this.#trace) return undefined;
+    const origin = this.transcript.originNs;
+    return (await this.#trace.snapshot()).map((e) => ({ ...e, atUs: Number(e.atNs - origin) / 1000 }));
+  }
+
+  /** Why there is no trace: tracefs unavailable (and why), or none started. */
+  traceStatus(): { available: boolean; reason?: string } {
+    if (this.#trace) return { available: true };
+    const status = tracefsStatus();
+    return {
+      available: false,
+      reason: status.available ? "no trace was started for this run" : (status.reason ?? "unavailable"),
+    };
   }
 
   /** Stops the trace: events with `atUs` on the lab's clock. */

@@ -63,9 +63,11 @@ export async function poll(
   timeoutMs: number,
   options: PollOptions = {},
 ): Promise<PollResult> {
-  if (!Number.isInteger(timeoutMs) || timeoutMs < -1) {
-    throw new TypeError(`poll(requests, timeoutMs): timeoutMs must be an integer >= -1, got ${timeoutMs}`);
+  if (!Number.isFinite(timeoutMs) || timeoutMs < -1) {
+    throw new TypeError(`poll(requests, timeoutMs): timeoutMs must be a number >= -1, got ${timeoutMs}`);
   }
+  // poll(2) takes whole ms; rounding up never ends a wait early.
+  timeoutMs = Math.ceil(timeoutMs);
   const io = options.io ?? native;
   const now = pollNow(requests, 0, io);
   if (now.ready > 0 || timeoutMs === 0) return now;

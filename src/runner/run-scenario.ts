@@ -1,0 +1,88 @@
+// Runs one scenario in a lab of its own, with evidence, under a bound, and turns it into a result.
+import { join } from "node:path";
+import type { Packet } from "../evidence/capture.js";
+import type { TraceEvent } from "../evidence/tracepoints.js";
+import { NetnsLab } from "../lab/netns.js";
+import { type Scenario, ScenarioContext, type ScenarioResult } from "../scenarios/scenario.js";
+
+/** What evidence to keep. */
+export interface RunOptions {
+  /** Capture packets on every host's switch port into pcap files under this directory. */
+  readonly captureDir?: string;
+  /** Record TCP state changes from tracepoints (where tracefs is available). */
+  readonly trace?: boolean;
+}
+
+/** Runs a scenario; never throws for what the kernel did: failures and errors become the verdict. */
+export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<ScenarioResult> {
+  const started = performance.now();
+  const lab = await NetnsLab.create({ name: scenario.name.slice(0, 15).replace(/-+$/, "") });
+  const ctx = new ScenarioContext(lab);
+  let error: Error | undefined;
+  let timedOut = false;
+  let traceStatus: { available: boolean; reason?: string } = { available: false, reason: "not requested" };
+  let packets: Packet[] = [];
+  let pcapFiles: string[] = [];
+  let states: Array<TraceEvent & { atUs: number }> = [];
+  try {
+    if (options.captureDir) await lab.startCapture(join(options.captureDir, scenario.name));
+    if (options.trace) traceStatus = await lab.startTrace();
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new Error(`the scenario did not finish within its bound of ${scenario.timeoutMs} ms`));
+      }, scenario.timeoutMs);
+    });
+    try {
+      await Promise.race([scenario.run(ctx), bound]);
+    } finally {
+      clearTimeout(timer);
+    }
+  } catch (e) {
+    error = e as Error;
+  } finally {
+    try {
+      if (options.captureDir) ({ packets, files: pcapFiles } = await lab.stopCapture());
+      if (options.trace) states = await lab.stopTrace();
+    } catch (e) {
+      error ??= e as Error;
+    }
+    await lab.close();
+  }
+  const failed = ctx.checks.filter((c) => !c.pass);
+  const verdict = error ? "error" : failed.length > 0 ? "fail" : ctx.checks.length === 0 ? "error" : "pass";
+  const reason = error
+    ? `${timedOut ? "" : `${error.name}: `}${error.message}`
+    : failed.length > 0
+      ? failed.map((c) => c.message ?? c.label).join("; ")
+      : ctx.checks.length === 0
+        ? "the scenario made no check"
+        : undefined;
+  const headline = ctx.checks.filter((c) => c.headline);
+  const shown = headline.length > 0 ? headline : ctx.checks.slice(0, 1);
+  return {
+    name: scenario.name,
+    seed: scenario.seed,
+    question: scenario.question,
+    seedSays: scenario.seedSays,
+    ...(scenario.linux ? { linux: scenario.linux } : {}),
+    verdict,
+    ...(reason ? { reason } : {}),
+    expected: shown.map((c) => `${c.label}: ${c.expected}`).join("; "),
+    observed: shown.map((c) => `${c.label}: ${c.observed}`).join("; "),
+    checks: ctx.checks,
+    observations: ctx.observations,
+    story: ctx.story,
+    durationMs: performance.now() - started,
+    hostSysctls: Object.fromEntries(lab.hosts().map((h) => [h.name, h.sysctls])),
+    evidence: {
+      transcript: lab.transcript.entries,
+      packets,
+      states,
+      faults: lab.faults,
+      pcapFiles,
+      trace: traceStatus,
+    },
+  };
+}

@@ -1,0 +1,67 @@
+// Normal teardown: who gets POLLIN and read 0, the states each side passes, who ends in TIME_WAIT.
+import { tolerance } from "../model/tcp.js";
+import { POLLIN, POLLRDHUP } from "../sys/constants.js";
+import type { Scenario } from "./scenario.js";
+import { stateChanges, waitForRow } from "./steps.js";
+
+export const scenario: Scenario = {
+  name: "normal-teardown",
+  seed: "000_c3942d4e008b9feb.txt (warmup: normal TCP teardown)",
+  question: "When the server process exits, does the idle client find out, how, and who ends in TIME_WAIT?",
+  seedSays:
+    "kang is woken from poll with POLLIN, read returns 0 and it closes; kodos passes FIN_WAIT_1, FIN_WAIT_2 and ends in TIME_WAIT; kang passes CLOSE_WAIT and LAST_ACK and keeps nothing.",
+  timeoutMs: 10_000,
+  async run(ctx) {
+    const { lab } = ctx;
+    const kang = await lab.addHost("kang");
+    const kodos = await lab.addHost("kodos");
+    const listener = await kodos.listen(8080, { backlog: 1 });
+    const client = await kang.connect(kodos.ipv4, 8080);
+    const server = await listener.acceptAsync({ timeoutMs: 2000 });
+    const { port } = await client.localAddress();
+    ctx.say("connected; both sides idle in poll");
+
+    const waiting = ctx.pollNames("kang", client, POLLIN | POLLRDHUP, 5000);
+    const exitAt = ctx.now();
+    await lab.exitApplication(kodos);
+    ctx.say("kodos's process exits (Ctrl-C): the kernel closes its sockets");
+    const woke = await waiting;
+    ctx.expectOk(woke, "POLLIN|POLLRDHUP", { headline: true });
+    ctx.expectTime(
+      "kang woken after kodos's exit",
+      { ms: 0, toleranceMs: tolerance(0), why: "one FIN across a LAN" },
+      (woke.atUs - exitAt) / 1000,
+    );
+    ctx.expectOk(await ctx.attempt("kang", "read", () => client.read(1024)), "0 (EOF)", { headline: true });
+    ctx.expectEqual("kang's state after the FIN", "CLOSE_WAIT", (await client.tcpInfo()).stateName);
+    await client.close();
+    ctx.say("kang closes its socket");
+
+    const tw = await waitForRow(
+      kodos,
+      (r) => r.local.port === 8080 && r.peer.port === port && r.state === "TIME_WAIT",
+      3000,
+    );
+    ctx.expectEqual("kodos's final state", "TIME_WAIT", tw?.state ?? "none", { headline: true });
+    ctx.observe("kodos TIME_WAIT timer", Math.round(tw?.timer?.expiresMs ?? -1), "ms", 2000);
+    const left = await waitForRow(kang, (r) => r.local.port === port, 0);
+    ctx.expectEqual("kang's sockets for the connection after close", "none", left ? left.state : "none");
+
+    const states = await stateChanges(lab);
+    if (states.available) {
+      ctx.expectEqual(
+        "kang's path",
+        "ESTABLISHED>CLOSE_WAIT>LAST_ACK>CLOSE",
+        states.path(kang.ipv4, port, "ESTABLISHED"),
+      );
+      ctx.expectThat(
+        "kodos's path",
+        /^ESTABLISHED>FIN_WAIT1>(FIN_WAIT2|CLOSING)>CLOSE$/.test(states.path(kodos.ipv4, 8080, "ESTABLISHED", port)),
+        "ESTABLISHED>FIN_WAIT1>FIN_WAIT2 (or CLOSING)>CLOSE, then a TIME_WAIT mini-socket",
+        states.path(kodos.ipv4, 8080, "ESTABLISHED", port),
+      );
+    } else {
+      ctx.say(`tracepoints unavailable (${states.reason}): state paths not checked`);
+    }
+  },
+};

@@ -1,0 +1,115 @@
+// Peer power off: the write succeeds, retransmissions follow, and the connection dies when the
+// model says: by tcp_retries2, or by TCP_USER_TIMEOUT; with EHOSTUNREACH where ARP fails first.
+
+import type { HostSocket } from "../lab/host.js";
+import { DEFAULTS, humanMs, retransmissionDeath, tolerance } from "../model/tcp.js";
+import { POLLIN, POLLRDHUP } from "../sys/constants.js";
+import type { Scenario, ScenarioContext } from "./scenario.js";
+
+const RETRIES2 = 3;
+const USER_TIMEOUT_MS = 1500;
+// Neighbour timers (per link: a new namespace has no neigh.default) short enough that ARP for the dead peer fails long before retries2 runs out.
+const FAST_NEIGH = {
+  "net.ipv4.neigh.eth0.base_reachable_time_ms": 500,
+  "net.ipv4.neigh.eth0.delay_first_probe_time": 1,
+  "net.ipv4.neigh.eth0.retrans_time_ms": 100,
+  "net.ipv4.neigh.eth0.ucast_solicit": 2,
+  "net.ipv4.neigh.eth0.mcast_solicit": 1,
+};
+
+// Writes one byte (the seed's "\n") into silence and waits for the connection's death, bounded.
+async function sendIntoSilence(ctx: ScenarioContext, host: string, sock: HostSocket, boundMs: number) {
+  const sent = await ctx.attempt(host, "write", () => sock.write("\n"));
+  ctx.expectOk(sent, 1);
+  const woke = await ctx.pollNames(host, sock, POLLIN | POLLRDHUP, boundMs);
+  const read = await ctx.attempt(host, "read", () => sock.read(1024));
+  const retrans = Number((await sock.tcpInfo()).total_retrans);
+  return { sentAt: sent.atUs, woke, read, retrans };
+}
+
+export const scenario: Scenario = {
+  name: "peer-power-off",
+  seed: "000_c3942d4e008b9feb.txt (puzzler 2: power off)",
+  question: "When the peer is powered off, after how long does a read fail, and with which errno?",
+  seedSays:
+    "The write succeeds; nothing happens for just over 5 minutes (illumos's limit); then read fails with ETIMEDOUT. Only a side that sends ever finds out.",
+  linux:
+    "Linux gives up when the time since the first unacknowledged transmission reaches tcp_retries2 turned into time (200 ms base, doubling, 924.6 s with the default 15), checked each time the RTO fires; TCP_USER_TIMEOUT replaces that limit. If ARP for a same-subnet peer fails first, the error is the soft error EHOSTUNREACH instead of ETIMEDOUT.",
+  timeoutMs: 20_000,
+  async run(ctx) {
+    const { lab } = ctx;
+    const kang = await lab.addHost("kang", { sysctls: { "net.ipv4.tcp_retries2": RETRIES2 } });
+    const amy = await lab.addHost("amy", { sysctls: { "net.ipv4.tcp_retries2": RETRIES2, ...FAST_NEIGH } });
+    const kodos = await lab.addHost("kodos");
+    const kif = await lab.addHost("kif");
+    const toKodos = await kodos.listen(8080);
+    const toKif = await kif.listen(8080);
+    const a = await kang.connect(kodos.ipv4, 8080);
+    const b = await kang.connect(kif.ipv4, 8080);
+    const c = await amy.connect(kodos.ipv4, 8080);
+    for (let i = 0; i < 3; i++) await (i === 1 ? toKif : toKodos).acceptAsync({ timeoutMs: 2000 });
+    await b.setOption("TCP_USER_TIMEOUT", USER_TIMEOUT_MS);
+    const timers = async (s: HostSocket) => {
+      const i = await s.tcpInfo();
+      return { rtoMs: Number(i.rto) / 1000, srttMs: Number(i.rtt) / 1000 };
+    };
+    const ta = await timers(a);
+    const tb = await timers(b);
+    const tc = await timers(c);
+    ctx.observe("RTO before the fault", ta.rtoMs, "ms");
+
+    const byRetries = retransmissionDeath({ ...ta, retries2: RETRIES2 });
+    const byUser = retransmissionDeath({ ...tb, retries2: RETRIES2, userTimeoutMs: USER_TIMEOUT_MS });
+    const byRetriesAmy = retransmissionDeath({ ...tc, retries2: RETRIES2 });
+    const byDefaults = retransmissionDeath({ ...ta, retries2: DEFAULTS.tcp_retries2 });
+    ctx.observe("death with default sysctls (model)", Math.round(byDefaults.deathMs), "ms");
+    ctx.say(
+      `with the default tcp_retries2=15 this would take ${humanMs(byDefaults.deathMs)} (${byDefaults.retransmissions} retransmissions)`,
+    );
+
+    await lab.powerOff(kodos);
+    await lab.powerOff(kif);
+    ctx.say("kodos and kif lose power; kang and amy each write a byte");
+    const bound = byRetries.deathMs + 3000;
+    const [ra, rb, rc] = await Promise.all([
+      sendIntoSilence(ctx, "kang", a, bound),
+      sendIntoSilence(ctx, "kang", b, bound),
+      sendIntoSilence(ctx, "amy", c, bound),
+    ]);
+
+    ctx.expectErrno(ra.read, "ETIMEDOUT", { headline: true });
+    ctx.expectTime(
+      "death by tcp_retries2=3",
+      {
+        ms: byRetries.deathMs,
+        toleranceMs: tolerance(byRetries.deathMs, byRetries.schedule.length),
+        why: byRetries.why,
+      },
+      (ra.woke.atUs - ra.sentAt) / 1000,
+      { headline: true },
+    );
+    ctx.expectEqual("retransmissions before giving up (retries2)", byRetries.retransmissions, ra.retrans);
+
+    ctx.expectErrno(rb.read, "ETIMEDOUT");
+    ctx.expectTime(
+      `death by TCP_USER_TIMEOUT=${USER_TIMEOUT_MS}`,
+      { ms: byUser.deathMs, toleranceMs: tolerance(byUser.deathMs, byUser.schedule.length), why: byUser.why },
+      (rb.woke.atUs - rb.sentAt) / 1000,
+      { headline: true },
+    );
+
+    // ARP failure comes back as an ICMP host unreachable, which reverts the RTO backoff (RFC 6069):
+    // the timers then fire closer together, so the error comes between the limit and the unreverted schedule.
+    ctx.expectErrno(rc.read, "EHOSTUNREACH", { headline: true });
+    const amyMs = (rc.woke.atUs - rc.sentAt) / 1000;
+    const earliest = byRetriesAmy.startMs + byRetriesAmy.limitMs;
+    ctx.observe("death with ARP failed", Math.round(amyMs), "ms", tolerance(byRetriesAmy.deathMs));
+    ctx.expectThat(
+      "death with ARP failed",
+      amyMs >= earliest - tolerance(earliest) && amyMs <= byRetriesAmy.deathMs + tolerance(byRetriesAmy.deathMs),
+      `between ${humanMs(earliest)} (start + limit) and ${humanMs(byRetriesAmy.deathMs)} (no backoff revert)`,
+      humanMs(amyMs),
+    );
+    ctx.expectErrno(await ctx.attempt("kang", "write", () => a.write("again")), "EPIPE");
+  },
+};

@@ -1,0 +1,73 @@
+// Steps many scenarios share: bounded waits on the kernel's view, and TCP state paths from tracepoints.
+import type { SocketRow } from "../evidence/socket-table.js";
+import type { TraceEvent } from "../evidence/tracepoints.js";
+import type { Host } from "../lab/host.js";
+import type { NetnsLab } from "../lab/netns.js";
+
+/** Looks at the host's socket table until a row matches (bounded); undefined if none did. 0 looks once. */
+export async function waitForRow(
+  host: Host,
+  match: (r: SocketRow) => boolean,
+  timeoutMs: number,
+): Promise<SocketRow | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const row = (await host.sockets()).find(match);
+    if (row || Date.now() >= deadline) return row;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Waits (bounded) until no row matches; true if the table cleared in time. */
+export async function waitForNoRow(host: Host, match: (r: SocketRow) => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!(await host.sockets()).some(match)) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** TCP state changes seen so far, by socket. */
+export interface StateChanges {
+  readonly available: boolean;
+  readonly reason?: string;
+  readonly events: ReadonlyArray<TraceEvent & { atUs: number }>;
+  /**
+   * The states one socket passed, "ESTABLISHED>FIN_WAIT1>FIN_WAIT2>CLOSE": the socket whose local
+   * end is address:port (and whose peer port is peerPort, if given), from the first change out of `from`.
+   */
+  path(address: string, port: number, from?: string, peerPort?: number): string;
+  /** When the socket entered `state` (µs on the lab's clock), if it did. */
+  enteredAt(address: string, port: number, state: string, peerPort?: number): number | undefined;
+}
+
+/** Reads the lab's running trace now. */
+export async function stateChanges(lab: NetnsLab): Promise<StateChanges> {
+  const events = (await lab.traceSnapshot()) ?? [];
+  const status = lab.traceStatus();
+  const mine = (address: string, port: number, peerPort?: number) =>
+    events.filter(
+      (e) =>
+        e.event === "inet_sock_set_state" &&
+        e.saddr === address &&
+        e.sport === port &&
+        (peerPort === undefined || e.dport === peerPort) &&
+        e.dport !== 0,
+    );
+  return {
+    available: status.available,
+    ...(status.reason ? { reason: status.reason } : {}),
+    events,
+    path(address, port, from, peerPort) {
+      const list = mine(address, port, peerPort);
+      const start = from ? list.findIndex((e) => e.oldstate === from) : 0;
+      if (start < 0) return "";
+      const slice = list.slice(start);
+      return [slice[0]?.oldstate, ...slice.map((e) => e.newstate)].filter(Boolean).join(">");
+    },
+    enteredAt(address, port, state, peerPort) {
+      return mine(address, port, peerPort).find((e) => e.newstate === state)?.atUs;
+    },
+  };
+}
