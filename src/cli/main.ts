@@ -1,39 +1,201 @@
 #!/usr/bin/env node
-// The sockprobe command line.
-import { readFileSync } from "node:fs";
+// The sockprobe command line: run, list, explain.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { which } from "../lab/tools.js";
+import { formatStory, formatTable } from "../runner/format.js";
+import { buildReport, writeReport } from "../runner/report.js";
+import { type Progress, runScenarios } from "../runner/run-many.js";
+import { findScenario, SCENARIOS } from "../scenarios/index.js";
+import type { ScenarioResult } from "../scenarios/scenario.js";
 
 const HELP = `sockprobe: what the Linux kernel really does to TCP connections when things go wrong
 
-usage: sockprobe <command> [options]
+usage:
+  sockprobe run [NAME...] [--jobs N] [--json FILE] [--evidence DIR]
+                        run scenarios (all by default) in parallel labs on the netns
+                        backend and print what this kernel did; exit 0 when every
+                        verdict passes, 1 otherwise, 2 on bad usage
+  sockprobe list        name every scenario with its question and seed
+  sockprobe explain NAME
+                        run one scenario and tell its story: the question, what the
+                        seed says, what this kernel did, the system calls of every
+                        host on one clock, the packets and the TCP states
+  sockprobe version     print the version
 
-commands:
-  version        print the version
-  help           print this text
+options for run:
+  --jobs N              at most N scenarios at once (default: all)
+  --json FILE           write the versioned JSON report to FILE
+  --evidence DIR        keep packet captures (pcap) under DIR
+  --no-trace            do not record TCP states from tracepoints
 `;
 
+/** Bad usage: the message says what was wrong and how to fix it. */
+class UsageError extends Error {}
+
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
+  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string })
+    .version;
+}
+
+// Not root: run again inside a user namespace where we are, if the kernel allows it; the exit
+// code of that run is ours. Undefined means: go on here.
+function ensurePrivileges(argv: readonly string[]): number | undefined {
+  if (process.getuid?.() === 0) return undefined;
+  const unshare = which("unshare");
+  if (!process.env.SOCKPROBE_USERNS && unshare) {
+    const probe = spawnSync(unshare, ["--user", "--map-root-user", "--net", "true"], { stdio: "ignore" });
+    if (probe.status === 0) {
+      const self = [process.execPath, ...process.execArgv, process.argv[1] as string, ...argv];
+      const r = spawnSync(unshare, ["--user", "--map-root-user", "--net", "--mount", ...self], {
+        stdio: "inherit",
+        env: { ...process.env, SOCKPROBE_USERNS: "1" },
+      });
+      return r.status ?? 1;
+    }
+  }
+  throw new UsageError(
+    "sockprobe needs root to build its lab of network namespaces: run it as root (sudo), or allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0, and kernel.unprivileged_userns_clone=1 where it exists) so that it can run inside one",
+  );
+}
+
+/** A checked `run` command line. */
+interface RunArgs {
+  scenarios: ReturnType<typeof findScenario>[];
+  jobs?: number;
+  json?: string;
+  evidence?: string;
+  trace: boolean;
+}
+
+function parseRunArgs(args: string[]): RunArgs {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      jobs: { type: "string" },
+      json: { type: "string" },
+      evidence: { type: "string" },
+      "no-trace": { type: "boolean" },
+    },
+  });
+  const out: RunArgs = {
+    scenarios: positionals.length ? positionals.map(findScenario) : [...SCENARIOS],
+    trace: !values["no-trace"],
+  };
+  if (values.jobs !== undefined) {
+    const jobs = Number(values.jobs);
+    if (!Number.isInteger(jobs) || jobs < 1)
+      throw new UsageError(`--jobs takes a whole number >= 1, got ${JSON.stringify(values.jobs)}`);
+    out.jobs = jobs;
+  }
+  if (values.json !== undefined) out.json = values.json;
+  if (values.evidence !== undefined) out.evidence = values.evidence;
+  return out;
+}
+
+function progress(): Progress {
+  const tty = process.stderr.isTTY;
+  let line = "";
+  const show = (text: string) => {
+    if (!tty) return;
+    const cols = process.stderr.columns ?? 100;
+    line = text.length > cols - 1 ? `${text.slice(0, cols - 2)}…` : text;
+    process.stderr.write(`\r\x1b[K${line}`);
+  };
+  return {
+    started(_name, running) {
+      show(`running: ${running.join(", ")}`);
+    },
+    finished(r, done, total, running) {
+      const text = `${r.verdict.padEnd(5)} ${r.name} (${(r.durationMs / 1000).toFixed(1)} s)  [${done}/${total}]`;
+      if (tty) process.stderr.write(`\r\x1b[K${text}\n`);
+      else process.stderr.write(`${text}\n`);
+      if (running.length) show(`running: ${running.join(", ")}`);
+      else if (tty) process.stderr.write("\r\x1b[K");
+    },
+  };
+}
+
+async function run(a: RunArgs): Promise<number> {
+  const { scenarios, jobs } = a;
+  const started = performance.now();
+  const results = await runScenarios(scenarios, {
+    ...(jobs ? { jobs } : {}),
+    ...(a.evidence ? { captureDir: a.evidence } : {}),
+    trace: a.trace,
+    progress: progress(),
+  });
+  const durationMs = performance.now() - started;
+  console.log(formatTable(results));
+  console.log(`wall time ${(durationMs / 1000).toFixed(1)} s for ${results.length} scenarios`);
+  if (a.json) writeReport(a.json, buildReport(results, durationMs));
+  return results.every((r: ScenarioResult) => r.verdict === "pass") ? 0 : 1;
+}
+
+async function explain(scenario: ReturnType<typeof findScenario>): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "sockprobe-explain-"));
+  const [r] = await runScenarios([scenario], { captureDir: dir, trace: true });
+  console.log(formatStory(r as ScenarioResult));
+  return r?.verdict === "pass" ? 0 : 1;
+}
+
+function list(): number {
+  for (const s of SCENARIOS) console.log(`${s.name}\n    ${s.question}\n    seed: ${s.seed}\n`);
+  return 0;
 }
 
 /** Runs one command line; returns the exit code (0 ok, 1 a failed check, 2 bad usage). */
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
-  switch (command) {
-    case undefined:
-    case "help":
-    case "--help":
-    case "-h":
-      process.stdout.write(HELP);
-      return 0;
-    case "version":
-    case "--version":
-      console.log(version());
-      return rest.length ? 2 : 0;
-    default:
-      console.error(`sockprobe: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
-      return 2;
+  try {
+    switch (command) {
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        process.stdout.write(HELP);
+        return 0;
+      case "version":
+      case "--version":
+        console.log(version());
+        return 0;
+      case "list":
+        return list();
+      case "run":
+      case "explain": {
+        // Usage is checked before anything is built, and before re-running in a user namespace.
+        const parsed = command === "run" ? parseRunArgs(rest) : undefined;
+        if (command === "explain" && rest.length !== 1) {
+          throw new UsageError(
+            "explain takes one scenario name, e.g. `sockprobe explain peer-power-off` (see `sockprobe list`)",
+          );
+        }
+        const scenario = command === "explain" ? findScenario(rest[0] as string) : undefined;
+        const code = ensurePrivileges(argv);
+        if (code !== undefined) return code;
+        return parsed ? await run(parsed) : await explain(scenario as ReturnType<typeof findScenario>);
+      }
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}; try \`sockprobe help\``);
+    }
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const usage =
+      e instanceof UsageError || err.name === "UnknownScenarioError" || err.code?.startsWith("ERR_PARSE_ARGS");
+    console.error(`sockprobe: ${err.message}`);
+    return usage ? 2 : 1;
   }
 }
+
+// Ctrl-C: exit at once; the exit hooks remove what a lab made outside its namespaces, the kernel the rest.
+process.on("SIGINT", () => {
+  process.stderr.write("\nsockprobe: interrupted\n");
+  process.exit(130);
+});
+process.on("SIGTERM", () => process.exit(143));
 
 process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,31 @@
+import t from "tap";
+import { retransmissionDeath } from "../../src/model/tcp.js";
+import { runScenario } from "../../src/runner/run-scenario.js";
+import { scenario } from "../../src/scenarios/peer-power-off.js";
+
+t.test("peer power off: ETIMEDOUT by retries2 and by user timeout, EHOSTUNREACH when ARP fails", async (t) => {
+  const r = await runScenario(scenario, { trace: true });
+  t.equal(r.verdict, "pass", r.reason ?? "passed");
+  const checks = (label: string) => r.checks.filter((c) => c.label === label);
+  t.same(
+    checks("read on kang").map((c) => c.observed),
+    ["ETIMEDOUT", "ETIMEDOUT"],
+  );
+  t.equal(checks("read on amy")[0]?.observed, "EHOSTUNREACH");
+  t.same(
+    checks("write on kang").map((c) => c.observed),
+    ["1", "1", "EPIPE"],
+    "writes into silence succeed; after the error, EPIPE",
+  );
+  const rto = r.observations["RTO before the fault"]?.value as number;
+  const model = retransmissionDeath({ rtoMs: rto, retries2: 3 });
+  const died = r.observations["death by tcp_retries2=3"]?.value as number;
+  t.ok(died > model.startMs + model.limitMs, `the limit (${model.limitMs} ms from the first RTO retransmission) was overshot: died at ${died} ms`);
+  t.equal(checks("retransmissions before giving up (retries2)")[0]?.observed, String(model.retransmissions));
+  const byUser = r.observations["death by TCP_USER_TIMEOUT=1500"]?.value as number;
+  t.ok(byUser < died, "the user timeout ends it sooner");
+  t.ok((r.observations["death with default sysctls (model)"]?.value as number) > 900_000, "defaults: over 15 minutes");
+  if (r.evidence.trace.available) {
+    t.ok(r.evidence.states.some((e) => e.event === "tcp_retransmit_skb"), "retransmissions traced");
+  }
+});
