@@ -1,5 +1,8 @@
 // `npm run bench [-- SECTION...]`: figures side by side, taken in one run, never asserted as timed tests.
 import { labCreateTeardownMs, loop2a } from "./lab.js";
+import { runScenario } from "../src/runner/run-scenario.js";
+import { runScenarios } from "../src/runner/run-many.js";
+import { SCENARIOS } from "../src/scenarios/index.js";
 import { benchSys } from "./sys.js";
 
 type Section = () => Promise<string[]>;
@@ -7,6 +10,23 @@ type Section = () => Promise<string[]>;
 const fmtNs = (ns: number) => (ns >= 10_000 ? `${(ns / 1000).toFixed(1)} µs` : `${ns.toFixed(0)} ns`);
 
 const SECTIONS: Record<string, Section> = {
+  async run() {
+    // Each scenario alone first, for the longest; then all of them at once, as `sockprobe run` does.
+    const alone: Array<[string, number]> = [];
+    for (const s of SCENARIOS) alone.push([s.name, (await runScenario(s, { trace: true })).durationMs]);
+    const [longestName, longestMs] = alone.reduce((a, b) => (b[1] > a[1] ? b : a));
+    const t0 = performance.now();
+    const results = await runScenarios(SCENARIOS, { trace: true });
+    const wallMs = performance.now() - t0;
+    const ratio = wallMs / longestMs;
+    return [
+      `full run: ${SCENARIOS.length} scenarios in parallel labs`,
+      `  longest scenario alone (${longestName})   ${(longestMs / 1000).toFixed(2)} s`,
+      `  full run wall time                        ${(wallMs / 1000).toFixed(2)} s  (${results.filter((r) => r.verdict === "pass").length}/${results.length} passed)`,
+      `  ratio                                     ${ratio.toFixed(2)}x (goal <= 1.5x: ${ratio <= 1.5 ? "met" : "missed"})`,
+      `  sum of scenarios alone                    ${(alone.reduce((a, b) => a + b[1], 0) / 1000).toFixed(2)} s`,
+    ];
+  },
   async lab() {
     const createMs = await labCreateTeardownMs();
     const r = await loop2a();

@@ -4,9 +4,7 @@
 import { release } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
-// SOCKET_METHODS belongs to the host interface one layer up; importing the list (not the lab) keeps
-// the agent and every backend agreeing on exactly one set of calls.
-import { SOCKET_METHODS } from "../lab/host.js";
+import { SOCKET_METHODS } from "../sys/methods.js";
 import { type Netns, Socket } from "../sys/socket.js";
 import {
   type CodecHooks,
@@ -205,9 +203,13 @@ export function runAgent(input: Readable, output: Writable, options: AgentOption
   const decoder = new StringDecoder("utf8");
   let pending = "";
   const onData = (chunk: Buffer | string) => {
-    pending += typeof chunk === "string" ? chunk : decoder.write(chunk);
-    if (!pending.includes("\n")) return;
-    const lines = pending.split("\n");
+    const text = typeof chunk === "string" ? chunk : decoder.write(chunk);
+    // Only the new text is searched, so a line of many megabytes (a large write) costs linear time.
+    if (!text.includes("\n")) {
+      pending += text;
+      return;
+    }
+    const lines = (pending + text).split("\n");
     pending = lines.pop() ?? "";
     for (const line of lines) accept(line);
   };

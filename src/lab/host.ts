@@ -3,40 +3,9 @@ import type { Readable } from "node:stream";
 import type { SocketRow } from "../evidence/socket-table.js";
 import type { Socket } from "../sys/socket.js";
 
-/** The Socket methods a host offers, each awaited: a host behind a stream answers every call later. */
-export const SOCKET_METHODS = [
-  "bind",
-  "listen",
-  "accept",
-  "acceptAsync",
-  "connect",
-  "connectAsync",
-  "localAddress",
-  "remoteAddress",
-  "recv",
-  "read",
-  "readAsync",
-  "recvAsync",
-  "send",
-  "write",
-  "shutdown",
-  "setOption",
-  "getOption",
-  "setLinger",
-  "getLinger",
-  "takeError",
-  "tcpInfo",
-  "inq",
-  "outq",
-  "outqNotSent",
-  "poll",
-  "pollNow",
-  "setNonBlocking",
-  "close",
-] as const;
+export { SOCKET_METHODS, type SocketMethod } from "../sys/methods.js";
 
-/** One of the methods above. */
-export type SocketMethod = (typeof SOCKET_METHODS)[number];
+import type { SocketMethod } from "../sys/methods.js";
 
 type Lift<R> = R extends Socket ? HostSocket : R extends Promise<infer U> ? Lift<U> : R;
 

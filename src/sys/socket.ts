@@ -584,6 +584,7 @@ export class Socket {
   async poll(events: number, timeoutMs: number, options: { signal?: AbortSignal } = {}): Promise<PollResult> {
     const controller = new AbortController();
     const onAbort = () => controller.abort(options.signal?.reason);
+    if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener("abort", onAbort, { once: true });
     this.#waits ??= new Set();
     this.#waits.add(controller);

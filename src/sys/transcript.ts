@@ -57,6 +57,7 @@ export class Transcript {
 /** One transcript line. */
 export function formatEntry(e: TranscriptEntry, hostWidth = 8): string {
   const at = (e.atUs / 1e6).toFixed(6).padStart(12);
-  const outcome = e.error !== undefined ? `Err#${Math.abs(e.errno ?? 0)} ${e.error}` : `= ${e.result ?? ""}`;
+  const outcome =
+    e.error === undefined ? `= ${e.result ?? ""}` : e.errno ? `Err#${Math.abs(e.errno)} ${e.error}` : `Err ${e.error}`;
   return `${e.host.padEnd(hostWidth)} ${at}  ${e.call}(${e.args.join(", ")})  ${outcome}  [${Math.round(e.durationUs)} µs]`;
 }

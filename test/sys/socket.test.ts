@@ -346,6 +346,11 @@ t.test("close wakes a pending wait; AbortSignal cancels one", async (t) => {
   const aborted = idle.poll(POLLIN, 10_000, { signal: controller.signal });
   controller.abort();
   await t.rejects(aborted, { code: "ECANCELED" });
+  await t.rejects(
+    idle.readAsync(10, { signal: AbortSignal.abort() }),
+    { code: "ECANCELED" },
+    "an already aborted signal stops the wait at once",
+  );
   const other = lb.open();
   await other.connectAsync(lb.address, lb.port, { timeoutMs: 2000 });
   const forgotten = other.poll(POLLIN, -1);
