@@ -15,7 +15,7 @@ import type { ScenarioResult } from "../scenarios/scenario.js";
 const HELP = `sockprobe: what the Linux kernel really does to TCP connections when things go wrong
 
 usage:
-  sockprobe run [NAME...] [--jobs N] [--json FILE] [--evidence DIR]
+  sockprobe run [NAME...] [--jobs N] [--json FILE] [--evidence DIR] [--agent]
                         run scenarios (all by default) in parallel labs on the netns
                         backend and print what this kernel did; exit 0 when every
                         verdict passes, 1 otherwise, 2 on bad usage
@@ -31,6 +31,8 @@ options for run:
   --json FILE           write the versioned JSON report to FILE
   --evidence DIR        keep packet captures (pcap) under DIR
   --no-trace            do not record TCP states from tracepoints
+  --agent               reach each host's sockets through the JSON-lines agent, as the
+                        VM backends do, instead of in-process
 `;
 
 /** Bad usage: the message says what was wrong and how to fix it. */
@@ -69,6 +71,7 @@ interface RunArgs {
   json?: string;
   evidence?: string;
   trace: boolean;
+  agent: boolean;
 }
 
 function parseRunArgs(args: string[]): RunArgs {
@@ -80,11 +83,13 @@ function parseRunArgs(args: string[]): RunArgs {
       json: { type: "string" },
       evidence: { type: "string" },
       "no-trace": { type: "boolean" },
+      agent: { type: "boolean" },
     },
   });
   const out: RunArgs = {
     scenarios: positionals.length ? positionals.map(findScenario) : [...SCENARIOS],
     trace: !values["no-trace"],
+    agent: values.agent === true,
   };
   if (values.jobs !== undefined) {
     const jobs = Number(values.jobs);
@@ -127,6 +132,7 @@ async function run(a: RunArgs): Promise<number> {
     ...(jobs ? { jobs } : {}),
     ...(a.evidence ? { captureDir: a.evidence } : {}),
     trace: a.trace,
+    ...(a.agent ? { control: "agent" as const } : {}),
     progress: progress(),
   });
   const durationMs = performance.now() - started;

@@ -265,6 +265,11 @@ export class AgentClient {
     }
   }
 
+  /** Kills a spawned agent at once (a power off): the kernel closes its sockets as for any exit. */
+  kill(): void {
+    this.#child?.kill("SIGKILL");
+  }
+
   /** The agent's process id: the child's when spawned here, else what hello reported. */
   get pid(): number | undefined {
     return this.#child?.pid ?? this.#helloPid;

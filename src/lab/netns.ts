@@ -19,6 +19,7 @@ import {
   MAX_HOSTS_PER_SWITCH,
   MAX_SWITCHES,
 } from "./addressing.js";
+import { AgentClient } from "./agent-client.js";
 import { run, spawnIn } from "./exec.js";
 import type { Host, HostProcess, HostSocket, HostState } from "./host.js";
 import { localHostSocket } from "./local-socket.js";
@@ -41,6 +42,11 @@ export interface LabOptions {
   readonly transcript?: Transcript;
   /** Switch names; one called "sw0" by default. */
   readonly switches?: readonly string[];
+  /**
+   * How the lab reaches its hosts' sockets: "in-process" (default) creates them here by setns;
+   * "agent" runs an agent in each host and speaks JSON lines to it, as the VM backends must.
+   */
+  readonly control?: "in-process" | "agent";
 }
 
 /** How a host is made. */
@@ -66,6 +72,7 @@ interface Generation {
   readonly ns: Netns;
   readonly sockets: Set<Socket>;
   readonly processes: Set<NetnsProcess>;
+  agent?: AgentClient;
 }
 
 class NetnsProcess implements HostProcess {
@@ -176,6 +183,7 @@ class NetnsHost implements Host {
 
   async socket(options: { family?: "IPv4" | "IPv6" } = {}): Promise<HostSocket> {
     const gen = this.#alive("socket");
+    if (gen.agent) return gen.agent.socket(options);
     const s = Socket.create({
       netns: gen.ns,
       family: options.family ?? "IPv4",
@@ -250,7 +258,10 @@ class NetnsHost implements Host {
       await this.setSysctls(Object.fromEntries(wanted.filter(([k]) => !perLink(k))));
       await this.lab.plug(this);
       await this.setSysctls(Object.fromEntries(wanted.filter(([k]) => perLink(k))));
+      if (this.lab.control === "agent")
+        this.gen.agent = await AgentClient.spawn(ns.path, this.name, this.lab.transcript);
     } catch (e) {
+      this.gen.agent?.kill();
       ns.close();
       this.state = "off";
       throw e;
@@ -262,6 +273,7 @@ class NetnsHost implements Host {
     const gen = this.gen;
     if (!gen) return;
     for (const p of gen.processes) p.kill("SIGKILL");
+    gen.agent?.kill();
     for (const s of gen.sockets) if (!s.closed) s.close();
     gen.sockets.clear();
     gen.ns.close();
@@ -272,6 +284,7 @@ class NetnsHost implements Host {
   async exitApplications(graceMs: number): Promise<void> {
     const gen = this.gen;
     for (const s of gen.sockets) if (!s.closed) s.close();
+    await gen.agent?.closeAll();
     for (const p of gen.processes) p.kill("SIGTERM");
     const all = Promise.all([...gen.processes].map((p) => p.exited));
     const timer = setTimeout(() => {
@@ -286,6 +299,7 @@ class NetnsHost implements Host {
 export class NetnsLab {
   readonly transcript: Transcript;
   readonly plan: AddressPlan;
+  readonly control: "in-process" | "agent";
   readonly faults: FaultEvent[] = [];
   readonly name: string;
   readonly #lease: LabIdLease;
@@ -304,8 +318,16 @@ export class NetnsLab {
   #trace: Trace | undefined;
   readonly #exitHook = () => this.#releaseSync();
 
-  private constructor(name: string, lease: LabIdLease, switchNs: Netns, switches: string[], transcript: Transcript) {
+  private constructor(
+    name: string,
+    lease: LabIdLease,
+    switchNs: Netns,
+    switches: string[],
+    transcript: Transcript,
+    control: "in-process" | "agent",
+  ) {
     this.name = name;
+    this.control = control;
     this.#lease = lease;
     this.plan = new AddressPlan(lease.id);
     this.#switchNs = switchNs;
@@ -347,7 +369,14 @@ export class NetnsLab {
       lease.release();
       throw e;
     }
-    return new NetnsLab(name, lease, switchNs, switches, options.transcript ?? new Transcript());
+    return new NetnsLab(
+      name,
+      lease,
+      switchNs,
+      switches,
+      options.transcript ?? new Transcript(),
+      options.control ?? "in-process",
+    );
   }
 
   /** The lab's id, which picks its address slice. */
@@ -823,7 +852,9 @@ export class NetnsLab {
     await Promise.all(caps.map((c) => c.stop().catch(() => {})));
     if (this.#trace) await this.#trace.stop().catch(() => {});
     this.#trace = undefined;
-    const exits = [...this.#hosts.values()].flatMap((h) => (h.gen ? [...h.gen.processes].map((p) => p.exited) : []));
+    const exits = [...this.#hosts.values()].flatMap((h) =>
+      h.gen ? [...[...h.gen.processes].map((p) => p.exited), ...(h.gen.agent ? [h.gen.agent.exited] : [])] : [],
+    );
     this.#releaseSync();
     await Promise.all(exits);
   }

@@ -11,12 +11,17 @@ export interface RunOptions {
   readonly captureDir?: string;
   /** Record TCP state changes from tracepoints (where tracefs is available). */
   readonly trace?: boolean;
+  /** Reach host sockets in-process (default) or through an agent in each host. */
+  readonly control?: "in-process" | "agent";
 }
 
 /** Runs a scenario; never throws for what the kernel did: failures and errors become the verdict. */
 export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<ScenarioResult> {
   const started = performance.now();
-  const lab = await NetnsLab.create({ name: scenario.name.slice(0, 15).replace(/-+$/, "") });
+  const lab = await NetnsLab.create({
+    name: scenario.name.slice(0, 15).replace(/-+$/, ""),
+    ...(options.control ? { control: options.control } : {}),
+  });
   const ctx = new ScenarioContext(lab);
   let error: Error | undefined;
   let timedOut = false;

@@ -10,7 +10,9 @@ export const SCENARIOS: readonly Scenario[] = [normalTeardown, peerPowerOff];
 export function findScenario(name: string): Scenario {
   const s = SCENARIOS.find((x) => x.name === name);
   if (!s) {
-    throw new UnknownScenarioError(`unknown scenario ${JSON.stringify(name)}; known: ${SCENARIOS.map((x) => x.name).join(", ")} (see \`sockprobe list\`)`);
+    throw new UnknownScenarioError(
+      `unknown scenario ${JSON.stringify(name)}; known: ${SCENARIOS.map((x) => x.name).join(", ")} (see \`sockprobe list\`)`,
+    );
   }
   return s;
 }
