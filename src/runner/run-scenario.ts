@@ -81,6 +81,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     story: ctx.story,
     durationMs: performance.now() - started,
     hostSysctls: Object.fromEntries(lab.hosts().map((h) => [h.name, h.sysctls])),
+    hosts: lab.hosts().map((h) => ({ name: h.name, ipv4: h.ipv4, ipv6: h.ipv6, mac: h.mac })),
     evidence: {
       transcript: lab.transcript.entries,
       packets,

@@ -37,6 +37,8 @@ export interface Check {
   readonly headline: boolean;
   /** The failure sentence, e.g. "expected ECONNRESET from read on kang, got 0 (EOF) at +1.204 s". */
   readonly message?: string;
+  /** For timing checks: the model's value, the measurement and the tolerance, in ms. */
+  readonly timing?: { readonly expectedMs: number; readonly observedMs: number; readonly toleranceMs: number };
 }
 
 /** A value recorded for comparison across runs and kernels, judged or not. */
@@ -75,6 +77,13 @@ export interface ScenarioResult {
   readonly story: readonly string[];
   readonly durationMs: number;
   readonly hostSysctls: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** The lab's hosts, so addresses in packets and states can be named. */
+  readonly hosts: ReadonlyArray<{
+    readonly name: string;
+    readonly ipv4: string;
+    readonly ipv6: string;
+    readonly mac: string;
+  }>;
   readonly evidence: {
     readonly transcript: readonly TranscriptEntry[];
     readonly packets: readonly Packet[];
@@ -220,6 +229,7 @@ export class ScenarioContext {
       observed: humanMs(observedMs),
       atUs: this.now(),
       headline: opts.headline ?? false,
+      timing: { expectedMs: e.ms, observedMs, toleranceMs: e.toleranceMs },
       ...(pass
         ? {}
         : {
