@@ -36,6 +36,30 @@ export function tolerance(ms: number, firings = 1): number {
   return Math.round(50 + 0.03 * ms + 4 * firings);
 }
 
+/**
+ * The kernel's timer wheel rounds every timer up to the granularity of the level it lands in:
+ * 1 jiffy below 63 jiffies, then 8, 64, 512 jiffies (kernel/time/timer.c, LVL_CLK_SHIFT 3).
+ * At HZ=250 (Debian's) that is 4 ms, 32 ms, 256 ms, 2 s: a 3.3 s RTO may fire up to 256 ms late.
+ */
+export function wheelGranularityMs(timerMs: number, hz = 250): number {
+  const jiffyMs = 1000 / hz;
+  const jiffies = Math.ceil(timerMs / jiffyMs);
+  let level = 0;
+  while (level < 8 && jiffies >= 63 << (3 * level)) level++;
+  return (1 << (3 * level)) * jiffyMs;
+}
+
+/**
+ * An expectation for a chain of kernel timers: each fires between its nominal time and one wheel
+ * granularity later, so the chain is expected at the sum plus half the granularities, within
+ * half of them either way, plus the scheduling slack of `tolerance()`.
+ */
+export function timerChainExpectation(intervalsMs: readonly number[], why: string): Expectation {
+  const nominal = intervalsMs.reduce((a, b) => a + b, 0);
+  const wheel = intervalsMs.reduce((a, d) => a + wheelGranularityMs(d), 0);
+  return { ms: nominal + wheel / 2, toleranceMs: Math.round(tolerance(nominal, intervalsMs.length) + wheel / 2), why };
+}
+
 /** tcp_model_timeout(): the time retries2 (or retries1, syn_retries) stands for, in ms. */
 export function modelTimeoutMs(boundary: number, rtoBaseMs = TCP_RTO_MIN_MS, rtoMaxMs = TCP_RTO_MAX_MS): number {
   const thresh = Math.floor(Math.log2(rtoMaxMs / rtoBaseMs));
@@ -68,6 +92,8 @@ export interface RetransmissionDeath {
   readonly startMs: number;
   /** Every retransmission and the fatal timer, in ms from the first transmission. */
   readonly schedule: readonly number[];
+  /** The timer durations that chain to the error: what the timer wheel rounds. */
+  readonly intervals: readonly number[];
   readonly why: string;
 }
 
@@ -116,6 +142,7 @@ export function retransmissionDeath(opts: {
       : `tcp_retries2=${opts.retries2}, i.e. ${limit} ms`;
   return {
     deathMs,
+    intervals: schedule.map((t, i) => t - (i === 0 ? 0 : (schedule[i - 1] as number))),
     retransmissions: schedule.length - 1,
     limitMs: limit,
     startMs: start,

@@ -2,7 +2,7 @@
 // model says: by tcp_retries2, or by TCP_USER_TIMEOUT; with EHOSTUNREACH where ARP fails first.
 
 import type { HostSocket } from "../lab/host.js";
-import { DEFAULTS, humanMs, retransmissionDeath, tolerance } from "../model/tcp.js";
+import { DEFAULTS, humanMs, retransmissionDeath, timerChainExpectation, tolerance } from "../model/tcp.js";
 import { POLLIN, POLLRDHUP } from "../sys/constants.js";
 import type { Scenario, ScenarioContext } from "./scenario.js";
 
@@ -80,11 +80,7 @@ export const scenario: Scenario = {
     ctx.expectErrno(ra.read, "ETIMEDOUT", { headline: true });
     ctx.expectTime(
       "death by tcp_retries2=3",
-      {
-        ms: byRetries.deathMs,
-        toleranceMs: tolerance(byRetries.deathMs, byRetries.schedule.length),
-        why: byRetries.why,
-      },
+      timerChainExpectation(byRetries.intervals, byRetries.why),
       (ra.woke.atUs - ra.sentAt) / 1000,
       { headline: true },
     );
@@ -93,7 +89,7 @@ export const scenario: Scenario = {
     ctx.expectErrno(rb.read, "ETIMEDOUT");
     ctx.expectTime(
       `death by TCP_USER_TIMEOUT=${USER_TIMEOUT_MS}`,
-      { ms: byUser.deathMs, toleranceMs: tolerance(byUser.deathMs, byUser.schedule.length), why: byUser.why },
+      timerChainExpectation(byUser.intervals, byUser.why),
       (rb.woke.atUs - rb.sentAt) / 1000,
       { headline: true },
     );
@@ -103,11 +99,12 @@ export const scenario: Scenario = {
     ctx.expectErrno(rc.read, "EHOSTUNREACH", { headline: true });
     const amyMs = (rc.woke.atUs - rc.sentAt) / 1000;
     const earliest = byRetriesAmy.startMs + byRetriesAmy.limitMs;
-    ctx.observe("death with ARP failed", Math.round(amyMs), "ms", tolerance(byRetriesAmy.deathMs));
+    const latest = timerChainExpectation(byRetriesAmy.intervals, byRetriesAmy.why);
+    ctx.observe("death with ARP failed", Math.round(amyMs), "ms", latest.toleranceMs);
     ctx.expectThat(
       "death with ARP failed",
-      amyMs >= earliest - tolerance(earliest) && amyMs <= byRetriesAmy.deathMs + tolerance(byRetriesAmy.deathMs),
-      `between ${humanMs(earliest)} (start + limit) and ${humanMs(byRetriesAmy.deathMs)} (no backoff revert)`,
+      amyMs >= earliest - tolerance(earliest) && amyMs <= latest.ms + latest.toleranceMs,
+      `between ${humanMs(earliest)} (start + limit) and ${humanMs(latest.ms + latest.toleranceMs)} (no backoff revert)`,
       humanMs(amyMs),
     );
     ctx.expectErrno(await ctx.attempt("kang", "write", () => a.write("again")), "EPIPE");
