@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { which } from "../lab/tools.js";
+import { diffCommand } from "../report/diff.js";
+import { writeJunit } from "../report/junit.js";
 import { formatStory, formatTable } from "../runner/format.js";
 import { buildReport, writeReport } from "../runner/report.js";
 import { type Progress, runScenarios } from "../runner/run-many.js";
@@ -15,7 +17,7 @@ import type { ScenarioResult } from "../scenarios/scenario.js";
 const HELP = `sockprobe: what the Linux kernel really does to TCP connections when things go wrong
 
 usage:
-  sockprobe run [NAME...] [--jobs N] [--json FILE] [--evidence DIR] [--agent]
+  sockprobe run [NAME...] [--jobs N] [--json FILE] [--junit FILE] [--evidence DIR] [--agent]
                         run scenarios (all by default) in parallel labs on the netns
                         backend and print what this kernel did; exit 0 when every
                         verdict passes, 1 otherwise, 2 on bad usage
@@ -24,11 +26,17 @@ usage:
                         run one scenario and tell its story: the question, what the
                         seed says, what this kernel did, the system calls of every
                         host on one clock, the packets and the TCP states
+  sockprobe diff BASE.json NEW.json
+                        list every behavior that changed between two reports (a verdict,
+                        an errno, revents, a count, a timing outside its tolerance, a
+                        scenario added or missing); exit 0 when nothing changed, 1 when
+                        something did, 2 on unreadable or mismatched input
   sockprobe version     print the version
 
 options for run:
   --jobs N              at most N scenarios at once (default: all)
-  --json FILE           write the versioned JSON report to FILE
+  --json FILE           write the versioned JSON report to FILE (schema/report.schema.json)
+  --junit FILE          write JUnit XML to FILE, for CI systems
   --evidence DIR        keep packet captures (pcap) under DIR
   --no-trace            do not record TCP states from tracepoints
   --agent               reach each host's sockets through the JSON-lines agent, as the
@@ -69,6 +77,7 @@ interface RunArgs {
   scenarios: ReturnType<typeof findScenario>[];
   jobs?: number;
   json?: string;
+  junit?: string;
   evidence?: string;
   trace: boolean;
   agent: boolean;
@@ -81,6 +90,7 @@ function parseRunArgs(args: string[]): RunArgs {
     options: {
       jobs: { type: "string" },
       json: { type: "string" },
+      junit: { type: "string" },
       evidence: { type: "string" },
       "no-trace": { type: "boolean" },
       agent: { type: "boolean" },
@@ -98,6 +108,7 @@ function parseRunArgs(args: string[]): RunArgs {
     out.jobs = jobs;
   }
   if (values.json !== undefined) out.json = values.json;
+  if (values.junit !== undefined) out.junit = values.junit;
   if (values.evidence !== undefined) out.evidence = values.evidence;
   return out;
 }
@@ -138,7 +149,9 @@ async function run(a: RunArgs): Promise<number> {
   const durationMs = performance.now() - started;
   console.log(formatTable(results));
   console.log(`wall time ${(durationMs / 1000).toFixed(1)} s for ${results.length} scenarios`);
-  if (a.json) writeReport(a.json, buildReport(results, durationMs));
+  const report = buildReport(results, durationMs);
+  if (a.json) writeReport(a.json, report);
+  if (a.junit) writeJunit(a.junit, report);
   return results.every((r: ScenarioResult) => r.verdict === "pass") ? 0 : 1;
 }
 
@@ -171,6 +184,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return 0;
       case "list":
         return list();
+      case "diff":
+        return diffCommand(rest);
       case "run":
       case "explain": {
         // Usage is checked before anything is built, and before re-running in a user namespace.
