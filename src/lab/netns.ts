@@ -67,6 +67,50 @@ const BASE_SYSCTLS: Readonly<Record<string, string>> = {
 
 const LAB_NAME = /^[a-z][a-z0-9-]{0,14}$/;
 
+/**
+ * One tracing instance for every lab of this process. Tracepoints see the whole machine and carry no
+ * namespace, so each lab filters by its own addresses anyway; one buffer, sized for all of them,
+ * replaces a buffer per lab that a busy neighbour could overrun. Reads are serialized because each
+ * one toggles the instance's `fields` option.
+ */
+const sharedTrace = (() => {
+  let trace: Trace | undefined;
+  let starting: Promise<Trace> | undefined;
+  let users = 0;
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(f: () => Promise<T>): Promise<T> => {
+    const p = chain.then(f);
+    chain = p.catch(() => {});
+    return p;
+  };
+  return {
+    async acquire(): Promise<void> {
+      users++;
+      starting ??= startTrace({ bufferKb: 16 * 1024 }).then((t) => (trace = t));
+      try {
+        await starting;
+      } catch (e) {
+        users--;
+        starting = undefined;
+        throw e;
+      }
+    },
+    snapshot(): Promise<TraceEvent[]> {
+      return serial(async () => (trace && !trace.stopped ? trace.snapshot() : []));
+    },
+    release(): Promise<void> {
+      return serial(async () => {
+        users--;
+        if (users > 0 || !trace) return;
+        const t = trace;
+        trace = undefined;
+        starting = undefined;
+        await t.stop();
+      });
+    },
+  };
+})();
+
 // One boot of a host: its namespace and everything that lives in it.
 interface Generation {
   readonly ns: Netns;
@@ -315,7 +359,7 @@ export class NetnsLab {
   #partitions: Array<[string[], string[]]> = [];
   #captureDir: string | undefined;
   readonly #captures: Capture[] = [];
-  #trace: Trace | undefined;
+  #trace: { fromNs: bigint; addresses: Set<string> } | undefined;
   readonly #exitHook = () => this.#releaseSync();
 
   private constructor(
@@ -775,28 +819,37 @@ export class NetnsLab {
   async startTrace(): Promise<{ available: boolean; reason?: string }> {
     const status = tracefsStatus();
     if (!status.available) return { available: false, ...(status.reason ? { reason: status.reason } : {}) };
-    const addresses = [...this.#hosts.values()].flatMap((h) => [h.ipv4, h.ipv6]);
-    this.#trace = await startTrace({ addresses: [...addresses, ...this.#allPlannedAddresses()] });
+    this.#trace = { fromNs: process.hrtime.bigint(), addresses: this.#allPlannedAddresses() };
+    await sharedTrace.acquire();
     return { available: true };
   }
 
   // Every address a host of this lab may have, so hosts added after startTrace are covered.
-  #allPlannedAddresses(): string[] {
-    const out: string[] = [];
+  #allPlannedAddresses(): Set<string> {
+    const out = new Set<string>();
     for (let sw = 0; sw < this.#switches.length; sw++) {
       for (let i = 0; i <= MAX_HOSTS_PER_SWITCH + 1; i++) {
         const p = this.plan.iface(sw, i);
-        out.push(p.ipv4, p.ipv6);
+        out.add(p.ipv4).add(p.ipv6);
       }
     }
     return out;
   }
 
+  // This lab's events out of the process-wide trace, on the lab's clock.
+  #mine(events: readonly TraceEvent[]): Array<TraceEvent & { atUs: number }> {
+    const t = this.#trace;
+    if (!t) return [];
+    const origin = this.transcript.originNs;
+    return events
+      .filter((e) => e.atNs >= t.fromNs && (t.addresses.has(e.saddr) || t.addresses.has(e.daddr)))
+      .map((e) => ({ ...e, atUs: Number(e.atNs - origin) / 1000 }));
+  }
+
   /** The trace so far, without stopping it; undefined when no trace runs. */
   async traceSnapshot(): Promise<Array<TraceEvent & { atUs: number }> | undefined> {
     if (!this.#trace) return undefined;
-    const origin = this.transcript.originNs;
-    return (await this.#trace.snapshot()).map((e) => ({ ...e, atUs: Number(e.atNs - origin) / 1000 }));
+    return this.#mine(await sharedTrace.snapshot());
   }
 
   /** Why there is no trace: tracefs unavailable (and why), or none started. */
@@ -811,11 +864,13 @@ export class NetnsLab {
 
   /** Stops the trace: events with `atUs` on the lab's clock. */
   async stopTrace(): Promise<Array<TraceEvent & { atUs: number }>> {
-    const trace = this.#trace;
-    this.#trace = undefined;
-    if (!trace) return [];
-    const origin = this.transcript.originNs;
-    return (await trace.stop()).map((e) => ({ ...e, atUs: Number(e.atNs - origin) / 1000 }));
+    if (!this.#trace) return [];
+    try {
+      return this.#mine(await sharedTrace.snapshot());
+    } finally {
+      this.#trace = undefined;
+      await sharedTrace.release();
+    }
   }
 
   /** Samples TCP_INFO of a socket every intervalMs until `until` settles or maxSamples are taken. */
@@ -850,8 +905,7 @@ export class NetnsLab {
     if (this.#closed) return;
     const caps = this.#captures.splice(0);
     await Promise.all(caps.map((c) => c.stop().catch(() => {})));
-    if (this.#trace) await this.#trace.stop().catch(() => {});
-    this.#trace = undefined;
+    if (this.#trace) await this.stopTrace().catch(() => {});
     const exits = [...this.#hosts.values()].flatMap((h) =>
       h.gen ? [...[...h.gen.processes].map((p) => p.exited), ...(h.gen.agent ? [h.gen.agent.exited] : [])] : [],
     );

@@ -36,28 +36,40 @@ export function tolerance(ms: number, firings = 1): number {
   return Math.round(50 + 0.03 * ms + 4 * firings);
 }
 
+/** CONFIG_HZ of the kernels these labs run on (Debian's): a jiffy is 4 ms. */
+export const CONFIG_HZ = 250;
+
+// kernel/time/timer.c: LVL_CLK_SHIFT and LVL_BITS.
+const LVL_CLK_SHIFT = 3;
+const LVL_SIZE = 1 << 6;
+
 /**
- * The kernel's timer wheel rounds every timer up to the granularity of the level it lands in:
- * 1 jiffy below 63 jiffies, then 8, 64, 512 jiffies (kernel/time/timer.c, LVL_CLK_SHIFT 3).
- * At HZ=250 (Debian's) that is 4 ms, 32 ms, 256 ms, 2 s: a 3.3 s RTO may fire up to 256 ms late.
+ * How late a timer_list armed `delayMs` ahead may fire. The wheel files a timer in the level whose
+ * range holds the delay and rounds its expiry up to that level's granularity (calc_index: "a timer
+ * does not fire early"), so a 3 s timer at HZ=250 (750 jiffies, level 2) fires up to 64 jiffies
+ * (256 ms) late, a 1 s one (level 1) up to 32 ms. TCP's retransmit, keepalive and TIME_WAIT timers
+ * are all timer_lists.
  */
-export function wheelGranularityMs(timerMs: number, hz = 250): number {
-  const jiffyMs = 1000 / hz;
-  const jiffies = Math.ceil(timerMs / jiffyMs);
+export function wheelGranularityMs(delayMs: number, hz = CONFIG_HZ): number {
+  const jiffies = Math.ceil((delayMs * hz) / 1000);
   let level = 0;
-  while (level < 8 && jiffies >= 63 << (3 * level)) level++;
-  return (1 << (3 * level)) * jiffyMs;
+  // LVL_START(n) = (LVL_SIZE - 1) << ((n - 1) * LVL_CLK_SHIFT): the first delay filed in level n.
+  while (jiffies >= (LVL_SIZE - 1) << (level * LVL_CLK_SHIFT)) level++;
+  return ((1 << (level * LVL_CLK_SHIFT)) * 1000) / hz;
 }
 
 /**
- * An expectation for a chain of kernel timers: each fires between its nominal time and one wheel
- * granularity later, so the chain is expected at the sum plus half the granularities, within
- * half of them either way, plus the scheduling slack of `tolerance()`.
+ * The expectation for a chain of timers, each armed when the one before fired: the nominal sum,
+ * later by half of each timer's wheel slack on average, with `tolerance()` widened by that half.
  */
-export function timerChainExpectation(intervalsMs: readonly number[], why: string): Expectation {
-  const nominal = intervalsMs.reduce((a, b) => a + b, 0);
-  const wheel = intervalsMs.reduce((a, d) => a + wheelGranularityMs(d), 0);
-  return { ms: nominal + wheel / 2, toleranceMs: Math.round(tolerance(nominal, intervalsMs.length) + wheel / 2), why };
+export function timerChainExpectation(delaysMs: readonly number[], why: string, hz = CONFIG_HZ): Expectation {
+  const nominal = delaysMs.reduce((a, b) => a + b, 0);
+  const halfSlack = delaysMs.reduce((a, d) => a + wheelGranularityMs(d, hz) / 2, 0);
+  return {
+    ms: nominal + halfSlack,
+    toleranceMs: tolerance(nominal, delaysMs.length) + Math.round(halfSlack),
+    why: `${why}; timer wheel rounding adds 0 to ${humanMs(2 * halfSlack)}`,
+  };
 }
 
 /** tcp_model_timeout(): the time retries2 (or retries1, syn_retries) stands for, in ms. */

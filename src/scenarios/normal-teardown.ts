@@ -17,7 +17,7 @@ export const scenario: Scenario = {
     const kodos = await lab.addHost("kodos");
     const listener = await kodos.listen(8080, { backlog: 1 });
     const client = await kang.connect(kodos.ipv4, 8080);
-    const server = await listener.acceptAsync({ timeoutMs: 2000 });
+    await listener.acceptAsync({ timeoutMs: 2000 });
     const { port } = await client.localAddress();
     ctx.say("connected; both sides idle in poll");
 

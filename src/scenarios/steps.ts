@@ -28,6 +28,28 @@ export async function waitForNoRow(host: Host, match: (r: SocketRow) => boolean,
   }
 }
 
+/**
+ * When a row left the table, as closely as polling `ss` can tell: between the last look that saw it
+ * and the first that did not. The midpoint is the estimate and half the gap its own uncertainty.
+ */
+export async function rowGone(
+  host: Host,
+  match: (r: SocketRow) => boolean,
+  timeoutMs: number,
+  now: () => number,
+): Promise<{ cleared: boolean; atUs: number; uncertaintyUs: number }> {
+  const deadline = Date.now() + timeoutMs;
+  let lastSeenUs = now();
+  for (;;) {
+    const before = now();
+    const present = (await host.sockets()).some(match);
+    if (!present) return { cleared: true, atUs: (lastSeenUs + before) / 2, uncertaintyUs: (before - lastSeenUs) / 2 };
+    lastSeenUs = before;
+    if (Date.now() >= deadline) return { cleared: false, atUs: now(), uncertaintyUs: 0 };
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** TCP state changes seen so far, by socket. */
 export interface StateChanges {
   readonly available: boolean;

@@ -1,0 +1,198 @@
+// Half-open after close: the closer's orphaned FIN_WAIT2 times out silently, the CLOSE_WAIT side stays, its write draws an RST.
+import type { SocketRow } from "../evidence/socket-table.js";
+import type { HostSocket } from "../lab/host.js";
+import { DEFAULTS, humanMs, TCP_RTO_MIN_MS, timerChainExpectation } from "../model/tcp.js";
+import { type FinWait2Lifetime, finWait2Lifetime } from "../model/timers.js";
+import { POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
+import { errnoName } from "../sys/errors.js";
+import type { Scenario } from "./scenario.js";
+import { rowGone, stateChanges, waitForRow } from "./steps.js";
+
+const FIN_TIMEOUT_S = 3;
+const LINGER2_SHORT_S = 1;
+// Above TCP_TIMEWAIT_LEN (60 s): the keepalive timer takes the first part, and the lifetime comes out at 2 x (61 - 60) s.
+const LINGER2_LONG_S = 61;
+
+// SO_ERROR as a program reads it: 0, or the errno's name.
+const pendingError = (err: number) => (err === 0 ? 0 : errnoName(err));
+
+/** One of kodos's connections and how its orphan should end. */
+interface Orphan {
+  readonly label: string;
+  readonly client: HostSocket;
+  readonly port: number;
+  readonly lifetime: FinWait2Lifetime;
+}
+
+export const scenario: Scenario = {
+  name: "half-open-fin-wait2",
+  seed: "000_c3942d4e008b9feb.txt (puzzler 3: broken connection with no failure)",
+  question:
+    "When the server exits and the client keeps its socket open after reading 0, how long does the server's FIN_WAIT2 last, and what do the client's later calls get?",
+  seedSays:
+    "kodos sits in FIN_WAIT_2 and kang in CLOSE_WAIT; a minute later the connection is gone from kodos (torn down without sending anything) but still in CLOSE_WAIT on kang; kang's write then succeeds, kodos answers with RST, poll wakes (0x10) and read fails with ECONNRESET.",
+  linux:
+    "The orphan's lifetime is the socket's TCP_LINGER2, else tcp_fin_timeout (60 s by default, per network namespace), never below 3.5 RTO (tcp_fin_time). When the ACK of the FIN reaches the orphan, tcp_rcv_state_process turns it into a FIN_WAIT2 TIME_WAIT mini-socket (ss: FIN-WAIT-2, timer timewait) that the timer wheel removes up to one granularity late (256 ms for 3 s at HZ=250); a lifetime above 60 s goes through the keepalive timer first and lasts 2 x (lifetime - 60 s). The RST differs from the seed: tcp_reset records EPIPE, not ECONNRESET, for a socket in CLOSE_WAIT, and tcp_recvmsg reports the end of stream already received (SOCK_DONE) before any pending error, so poll says POLLERR|POLLHUP but read returns 0; only SO_ERROR (EPIPE) or a write (EPIPE) shows the reset.",
+  timeoutMs:
+    Math.max(
+      ...[undefined, LINGER2_SHORT_S, LINGER2_LONG_S].map(
+        (linger2S) => finWait2Lifetime({ finTimeoutS: FIN_TIMEOUT_S, rtoMs: TCP_RTO_MIN_MS, linger2S }).ms,
+      ),
+    ) + 8000,
+  async run(ctx) {
+    const { lab } = ctx;
+    const kang = await lab.addHost("kang");
+    const kodos = await lab.addHost("kodos", { sysctls: { "net.ipv4.tcp_fin_timeout": FIN_TIMEOUT_S } });
+    const listener = await kodos.listen(8080);
+    const pollOn = (sock: HostSocket, call: string, events: number) =>
+      ctx.attempt("kang", call, async () => (await sock.poll(events, 2000)).outcomes[0]?.names ?? []);
+    const orphans: Orphan[] = [];
+    for (const linger2S of [undefined, LINGER2_SHORT_S, LINGER2_LONG_S]) {
+      const client = await kang.connect(kodos.ipv4, 8080);
+      const server = await listener.acceptAsync({ timeoutMs: 2000 });
+      const label = linger2S === undefined ? `tcp_fin_timeout=${FIN_TIMEOUT_S}` : `TCP_LINGER2=${linger2S}`;
+      if (linger2S === undefined) {
+        // Unset, the option reads as the namespace's tcp_fin_timeout.
+        ctx.expectEqual(
+          "TCP_LINGER2 unset reads tcp_fin_timeout",
+          FIN_TIMEOUT_S,
+          await server.getOption("TCP_LINGER2"),
+          {
+            unit: "s",
+          },
+        );
+      } else {
+        // Set before close, it overrides tcp_fin_timeout for this socket's orphan.
+        await server.setOption("TCP_LINGER2", linger2S);
+        ctx.expectEqual(`${label} read back`, linger2S, await server.getOption("TCP_LINGER2"), { unit: "s" });
+      }
+      const rtoMs = Number((await server.tcpInfo()).rto) / 1000;
+      const lifetime = finWait2Lifetime({ finTimeoutS: FIN_TIMEOUT_S, rtoMs, ...(linger2S ? { linger2S } : {}) });
+      orphans.push({ label, client, port: (await client.localAddress()).port, lifetime });
+    }
+    const [plain, , long] = orphans as [Orphan, Orphan, Orphan];
+    const byDefault = finWait2Lifetime({ finTimeoutS: DEFAULTS.tcp_fin_timeout, rtoMs: TCP_RTO_MIN_MS });
+    ctx.observe("FIN_WAIT2 lifetime with default sysctls (model)", byDefault.ms, "ms");
+    ctx.say(
+      `with the default tcp_fin_timeout=${DEFAULTS.tcp_fin_timeout} the FIN_WAIT2 would last ${humanMs(byDefault.ms)}`,
+    );
+    ctx.say("connected three times; kodos sets TCP_LINGER2 on two of its sockets");
+
+    const exitAt = ctx.now();
+    await lab.exitApplication(kodos);
+    ctx.say("kodos's process exits; kang reads end of stream and keeps its sockets open");
+    for (const o of orphans) {
+      const first = o === plain;
+      ctx.expectOk(await pollOn(o.client, `poll (${o.label})`, POLLIN | POLLRDHUP), "POLLIN|POLLRDHUP", {
+        headline: first,
+      });
+      ctx.expectOk(await ctx.attempt("kang", `read (${o.label})`, () => o.client.read(1024)), "0 (EOF)", {
+        headline: first,
+      });
+    }
+    ctx.expectEqual("kang's state after reading 0", "CLOSE_WAIT", (await plain.client.tcpInfo()).stateName, {
+      headline: true,
+    });
+    const of = (o: Orphan) => (r: SocketRow) => r.local.port === 8080 && r.peer.port === o.port;
+    const fw2 = await waitForRow(kodos, (r) => of(plain)(r) && r.state === "FIN_WAIT2", 1000);
+    ctx.expectEqual("kodos's state after the exit", "FIN_WAIT2", fw2?.state ?? "none", { headline: true });
+    ctx.expectThat(
+      "kodos's FIN_WAIT2",
+      fw2?.orphan === true && fw2.timer?.name === "timewait",
+      "an orphan with a timewait timer (the FIN_WAIT2 mini-socket)",
+      fw2 ? `orphan ${fw2.orphan}, timer ${fw2.timer?.raw ?? "none"}` : "no row",
+    );
+    const fw2Long = await waitForRow(kodos, (r) => of(long)(r) && r.state === "FIN_WAIT2", 0);
+    ctx.expectEqual(
+      `kodos's FIN_WAIT2 timer with ${long.label}`,
+      "keepalive",
+      fw2Long?.timer?.name ?? (fw2Long ? "none" : "no row"),
+    );
+
+    // Read the trace now, close to the events: the ring buffer is shared with every lab on the machine.
+    const early = await stateChanges(lab);
+    const fw2At = new Map(
+      orphans.map((o) => [o, early.available ? early.enteredAt(kodos.ipv4, 8080, "FIN_WAIT2", o.port) : undefined]),
+    );
+    if (early.available) {
+      ctx.expectEqual(
+        "kang's path after the exit",
+        "ESTABLISHED>CLOSE_WAIT",
+        early.path(kang.ipv4, plain.port, "ESTABLISHED"),
+      );
+      ctx.expectEqual(
+        "kodos's path (then a FIN_WAIT2 mini-socket)",
+        "ESTABLISHED>FIN_WAIT1>FIN_WAIT2>CLOSE",
+        early.path(kodos.ipv4, 8080, "ESTABLISHED", plain.port),
+      );
+    }
+
+    // All three orphans are watched at once; each lifetime runs from the ACK of its FIN.
+    const gone = await Promise.all(orphans.map((o) => rowGone(kodos, of(o), o.lifetime.ms + 2000, () => ctx.now())));
+    const states = await stateChanges(lab);
+    orphans.forEach((o, i) => {
+      const g = gone[i] as { cleared: boolean; atUs: number; uncertaintyUs: number };
+      const from = fw2At.get(o) ?? exitAt;
+      ctx.expectThat(
+        `kodos's FIN_WAIT2 with ${o.label} removed`,
+        g.cleared,
+        "gone",
+        g.cleared ? "gone" : "still there",
+      );
+      // The table is looked at by running ss: the time between two looks widens the tolerance.
+      const model = timerChainExpectation(o.lifetime.timersMs, o.lifetime.why);
+      ctx.expectTime(
+        `FIN_WAIT2 lifetime with ${o.label}`,
+        { ...model, toleranceMs: model.toleranceMs + Math.ceil(g.uncertaintyUs / 1000) },
+        (g.atUs - from) / 1000,
+        { headline: true },
+      );
+    });
+
+    const closeWait = await waitForRow(kang, (r) => r.local.port === plain.port, 0);
+    ctx.expectEqual("kang's row after kodos's FIN_WAIT2 is gone", "CLOSE_WAIT", closeWait?.state ?? "none", {
+      headline: true,
+    });
+    if (states.available) {
+      ctx.expectEqual(
+        "RSTs kodos sent as its FIN_WAIT2s went away",
+        0,
+        states.events.filter((e) => e.event === "tcp_send_reset").length,
+      );
+    }
+
+    const message = "kodos, are you there?\n";
+    const sent = await ctx.attempt("kang", "write", () => plain.client.write(message));
+    ctx.expectOk(sent, Buffer.byteLength(message), { headline: true });
+    const woke = await pollOn(plain.client, "poll (after the write)", POLLIN | POLLOUT | POLLRDHUP);
+    ctx.expectOk(woke, "POLLIN|POLLOUT|POLLERR|POLLHUP|POLLRDHUP", { headline: true });
+    // The FIN came first: tcp_recvmsg reports end of stream (SOCK_DONE) before it looks at sk_err.
+    ctx.expectOk(await ctx.attempt("kang", "read", () => plain.client.read(1024)), "0 (EOF)", { headline: true });
+    // tcp_reset records EPIPE, not ECONNRESET, for a socket in CLOSE_WAIT; the read left it pending.
+    ctx.expectOk(
+      await ctx.attempt("kang", "SO_ERROR", async () => pendingError(await plain.client.takeError())),
+      "EPIPE",
+      { headline: true },
+    );
+    ctx.expectErrno(await ctx.attempt("kang", "write again", () => plain.client.write(message)), "EPIPE", {
+      headline: true,
+    });
+    ctx.expectEqual("kang's state after the RST", "CLOSE", (await plain.client.tcpInfo()).stateName);
+
+    const after = await stateChanges(lab);
+    if (after.available) {
+      const rst = after.events.filter((e) => e.event === "tcp_send_reset" && e.dport === plain.port);
+      ctx.expectThat(
+        "kodos's answer to the write",
+        rst.length === 1 && rst[0]?.saddr === kodos.ipv4 && rst[0]?.reason === "NO_SOCKET",
+        "one RST from kodos, reason NO_SOCKET",
+        rst.map((e) => `${e.saddr} ${e.reason ?? ""}`).join(", ") || "none",
+      );
+      ctx.expectEqual("kang's path after the RST", "CLOSE_WAIT>CLOSE", after.path(kang.ipv4, plain.port, "CLOSE_WAIT"));
+    } else {
+      ctx.say(
+        `tracepoints unavailable (${after.reason}): lifetimes timed from the exit, the RST seen through SO_ERROR`,
+      );
+    }
+  },
+};

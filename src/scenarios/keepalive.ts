@@ -1,0 +1,202 @@
+// Keepalive against a powered-off peer: idle + intvl x cnt on an idle socket, the retransmission rules on a busy one,
+// and TCP_USER_TIMEOUT taking over from TCP_KEEPCNT.
+import type { HostSocket } from "../lab/host.js";
+import { DEFAULTS, humanMs, retransmissionDeath, TCP_RTO_MIN_MS, timerChainExpectation } from "../model/tcp.js";
+import { type KeepaliveDeath, keepaliveDeath, keepaliveTimerDelays } from "../model/timers.js";
+import { POLLIN, POLLRDHUP } from "../sys/constants.js";
+import type { Scenario, ScenarioContext } from "./scenario.js";
+import { stateChanges } from "./steps.js";
+
+const IDLE_S = 1;
+const INTVL_S = 1;
+const CNT = 3;
+// Below the first probe's time: the kernel still waits for one probe to be out.
+const USER_TIMEOUT_SHORT_MS = 500;
+// Beyond idle + intvl x cnt: probing goes on past TCP_KEEPCNT.
+const USER_TIMEOUT_LONG_MS = 5500;
+// For the busy socket: its death follows tcp_retries2, which must differ from the keepalive sum.
+const RETRIES2 = 3;
+
+// Every keepalive socket gets the same per-socket settings.
+async function enableKeepalive(sock: HostSocket): Promise<void> {
+  await sock.setOption("SO_KEEPALIVE", 1);
+  await sock.setOption("TCP_KEEPIDLE", IDLE_S);
+  await sock.setOption("TCP_KEEPINTVL", INTVL_S);
+  await sock.setOption("TCP_KEEPCNT", CNT);
+}
+
+// Waits (bounded) for the connection's death, samples its keepalive probes meanwhile, then reads the error.
+async function awaitDeath(ctx: ScenarioContext, label: string, sock: HostSocket, boundMs: number) {
+  const { address, port } = await sock.localAddress();
+  const woke = ctx.attempt("kang", `poll (${label})`, async () => {
+    const r = await sock.poll(POLLIN | POLLRDHUP, boundMs);
+    return r.outcomes[0]?.names ?? [];
+  });
+  const samples = await ctx.lab.sampleTcpInfo(sock, { intervalMs: 50, until: woke });
+  const w = await woke;
+  const read = await ctx.attempt("kang", `read (${label})`, () => sock.read(1024));
+  const info = await sock.tcpInfo();
+  const probesSeen = Math.max(0, ...samples.map((s) => Number(s.info.probes)));
+  // The trace is read at once: its ring buffer is shared with every lab on the machine.
+  const states = await stateChanges(ctx.lab);
+  const resets = states.events.filter((e) => e.event === "tcp_send_reset" && e.saddr === address && e.sport === port);
+  return { woke: w, read, info, probesSeen, traced: states.available, resets };
+}
+
+export const scenario: Scenario = {
+  name: "keepalive",
+  seed: "000_c3942d4e008b9feb.txt (conclusions: keep-alive) and 004_41db9c39b506eeca.txt",
+  question:
+    "How long does TCP keepalive take to find a powered-off peer, with which errno, and what changes when data is in flight or TCP_USER_TIMEOUT is set?",
+  seedSays:
+    "Seed 000: an idle side never learns that its peer is gone unless it sends; keep-alive (TCP or application) is how to manage it, and a KeepAlive probe left unacknowledged too long ends in ETIMEDOUT. Seed 004 (Linux TCP puzzles) holds no keepalive case: its Linux specifics come from the kernel here.",
+  linux:
+    "tcp_keepalive_timer fires TCP_KEEPIDLE after the last segment received, then every TCP_KEEPINTVL; with TCP_KEEPCNT probes unanswered it sends an RST and reports ETIMEDOUT: idle + intvl x cnt. With data in flight (packets_out) or queued it only re-arms itself, so a busy socket dies by retransmission (tcp_retries2 or TCP_USER_TIMEOUT) and sends no probe. With TCP_USER_TIMEOUT set, TCP_KEEPCNT is ignored: a firing gives up once the time since the last segment received has reached the user timeout and at least one probe is out, so a short user timeout still waits for one probe and a long one keeps probing past TCP_KEEPCNT. Each firing lands up to one timer wheel granularity late (32 ms for 1 s at HZ=250).",
+  timeoutMs:
+    Math.max(
+      keepaliveDeath({ idleS: IDLE_S, intvlS: INTVL_S, cnt: CNT, userTimeoutMs: USER_TIMEOUT_LONG_MS }).deathMs,
+      retransmissionDeath({ rtoMs: TCP_RTO_MIN_MS, retries2: RETRIES2 }).deathMs,
+    ) + 10_000,
+  async run(ctx) {
+    const { lab } = ctx;
+    const kang = await lab.addHost("kang", { sysctls: { "net.ipv4.tcp_retries2": RETRIES2 } });
+    const kodos = await lab.addHost("kodos");
+    const listener = await kodos.listen(8080);
+    const open = async () => {
+      const s = await kang.connect(kodos.ipv4, 8080);
+      await listener.acceptAsync({ timeoutMs: 2000 });
+      return s;
+    };
+    const idle = await open();
+    const busy = await open();
+    const userShort = await open();
+    const userLong = await open();
+    const bare = await open();
+    for (const s of [idle, busy, userShort, userLong]) await enableKeepalive(s);
+    await userShort.setOption("TCP_USER_TIMEOUT", USER_TIMEOUT_SHORT_MS);
+    await userLong.setOption("TCP_USER_TIMEOUT", USER_TIMEOUT_LONG_MS);
+    ctx.expectEqual("TCP_KEEPCNT read back", CNT, await idle.getOption("TCP_KEEPCNT"));
+
+    const byKeepalive = keepaliveDeath({ idleS: IDLE_S, intvlS: INTVL_S, cnt: CNT });
+    const byUserShort = keepaliveDeath({
+      idleS: IDLE_S,
+      intvlS: INTVL_S,
+      cnt: CNT,
+      userTimeoutMs: USER_TIMEOUT_SHORT_MS,
+    });
+    const byUserLong = keepaliveDeath({
+      idleS: IDLE_S,
+      intvlS: INTVL_S,
+      cnt: CNT,
+      userTimeoutMs: USER_TIMEOUT_LONG_MS,
+    });
+    const byDefaults = keepaliveDeath({
+      idleS: DEFAULTS.tcp_keepalive_time,
+      intvlS: DEFAULTS.tcp_keepalive_intvl,
+      cnt: DEFAULTS.tcp_keepalive_probes,
+    });
+    ctx.observe("keepalive death with default sysctls (model)", byDefaults.deathMs, "ms");
+    ctx.say(
+      `with the defaults (${DEFAULTS.tcp_keepalive_time} s + ${DEFAULTS.tcp_keepalive_intvl} s x ${DEFAULTS.tcp_keepalive_probes}) a dead idle peer is found after ${humanMs(byDefaults.deathMs)}; without SO_KEEPALIVE, never`,
+    );
+    const timers = await busy.tcpInfo();
+    const rtoMs = Number(timers.rto) / 1000;
+    const byRetries = retransmissionDeath({ rtoMs, srttMs: Number(timers.rtt) / 1000, retries2: RETRIES2 });
+
+    // Keepalive counts from the last segment received (tcp_rcv_tstamp / lrcvtime), as TCP_INFO reports it.
+    const lastHeard = async (s: HostSocket) => {
+      const i = await s.tcpInfo();
+      return ctx.now() - 1000 * Math.min(Number(i.last_ack_recv), Number(i.last_data_recv));
+    };
+    const heard = {
+      idle: await lastHeard(idle),
+      userShort: await lastHeard(userShort),
+      userLong: await lastHeard(userLong),
+    };
+
+    await lab.powerOff(kodos);
+    ctx.say("kodos loses power; kang's sockets are idle but for one, which writes");
+    const sent = await ctx.attempt("kang", "write (busy)", () => busy.write("still there?\n"));
+    ctx.expectOk(sent, 13);
+    const margin = 3000;
+    const [rIdle, rBusy, rShort, rLong] = await Promise.all([
+      awaitDeath(ctx, "idle", idle, byKeepalive.deathMs + margin),
+      awaitDeath(ctx, "busy", busy, byRetries.deathMs + margin),
+      awaitDeath(ctx, "user timeout short", userShort, byUserShort.deathMs + margin),
+      awaitDeath(ctx, "user timeout long", userLong, byUserLong.deathMs + margin),
+    ]);
+
+    const keepaliveTime = (d: KeepaliveDeath) => timerChainExpectation(keepaliveTimerDelays(d), d.why);
+    ctx.expectErrno(rIdle.read, "ETIMEDOUT", { headline: true });
+    ctx.expectTime(
+      `idle death by keepalive ${IDLE_S} s + ${INTVL_S} s x ${CNT}`,
+      keepaliveTime(byKeepalive),
+      (rIdle.woke.atUs - heard.idle) / 1000,
+      { headline: true },
+    );
+    ctx.expectEqual(
+      "keepalive probes before giving up (TCP_INFO probes)",
+      byKeepalive.probes,
+      Number(rIdle.info.probes),
+      {
+        headline: true,
+      },
+    );
+    ctx.expectEqual("probes seen while it waited", byKeepalive.probes, rIdle.probesSeen);
+
+    ctx.expectErrno(rBusy.read, "ETIMEDOUT", { headline: true });
+    const busyDiffs = byRetries.schedule.map((at, i) => at - (i === 0 ? 0 : (byRetries.schedule[i - 1] as number)));
+    ctx.expectTime(
+      `busy death by tcp_retries2=${RETRIES2}, not keepalive`,
+      timerChainExpectation(busyDiffs, byRetries.why),
+      (rBusy.woke.atUs - sent.atUs) / 1000,
+      { headline: true },
+    );
+    ctx.expectEqual("keepalive probes on the busy socket", 0, rBusy.probesSeen, { headline: true });
+    ctx.expectEqual("retransmissions on the busy socket", byRetries.retransmissions, Number(rBusy.info.total_retrans));
+
+    ctx.expectErrno(rShort.read, "ETIMEDOUT");
+    ctx.expectTime(
+      `death with TCP_USER_TIMEOUT=${USER_TIMEOUT_SHORT_MS} ms`,
+      keepaliveTime(byUserShort),
+      (rShort.woke.atUs - heard.userShort) / 1000,
+      { headline: true },
+    );
+    ctx.expectEqual(
+      `probes with TCP_USER_TIMEOUT=${USER_TIMEOUT_SHORT_MS} ms`,
+      byUserShort.probes,
+      Number(rShort.info.probes),
+    );
+    ctx.expectErrno(rLong.read, "ETIMEDOUT");
+    ctx.expectTime(
+      `death with TCP_USER_TIMEOUT=${USER_TIMEOUT_LONG_MS} ms`,
+      keepaliveTime(byUserLong),
+      (rLong.woke.atUs - heard.userLong) / 1000,
+      { headline: true },
+    );
+    ctx.expectEqual(
+      `probes with TCP_USER_TIMEOUT=${USER_TIMEOUT_LONG_MS} ms (past TCP_KEEPCNT=${CNT})`,
+      byUserLong.probes,
+      Number(rLong.info.probes),
+      { headline: true },
+    );
+
+    const bareInfo = await bare.tcpInfo();
+    ctx.expectEqual("state of the idle socket without SO_KEEPALIVE", "ESTABLISHED", bareInfo.stateName, {
+      headline: true,
+    });
+
+    if (rIdle.traced && rBusy.traced) {
+      const idleRst = rIdle.resets;
+      ctx.expectThat(
+        "RST sent by the keepalive's end",
+        idleRst.length === 1 && idleRst[0]?.reason === "TCP_KEEPALIVE_TIMEOUT",
+        "one tcp_send_reset from kang, reason TCP_KEEPALIVE_TIMEOUT",
+        idleRst.map((e) => e.reason ?? "?").join(", ") || "none",
+      );
+      ctx.expectEqual("RSTs sent by the busy socket's end (retransmission timeout)", 0, rBusy.resets.length);
+    } else {
+      ctx.say("tracepoints unavailable: the RST at keepalive death is not checked");
+    }
+  },
+};

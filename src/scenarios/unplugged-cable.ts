@@ -1,0 +1,168 @@
+// Unplugged cable: writes during the outage succeed and arrive in order at the next retransmission after the replug,
+// unless TCP_USER_TIMEOUT ends the connection first, leaving the peer with a connection that only an RST reveals.
+import {
+  DEFAULTS,
+  humanMs,
+  retransmissionDeath,
+  TCP_RTO_MAX_MS,
+  TCP_RTO_MIN_MS,
+  timerChainExpectation,
+} from "../model/tcp.js";
+import { deliveryAfterOutage } from "../model/timers.js";
+import { POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
+import type { Scenario } from "./scenario.js";
+import { stateChanges } from "./steps.js";
+
+const USER_TIMEOUT_MS = 1500;
+const CHUNKS = ["one,", "two,", "three."];
+
+// The gaps between consecutive timers of a schedule, up to and including `until`.
+const gapsUntil = (schedule: readonly number[], until: number) =>
+  schedule.filter((at) => at <= until).map((at, i) => at - (i === 0 ? 0 : (schedule[i - 1] as number)));
+
+export const scenario: Scenario = {
+  name: "unplugged-cable",
+  seed: "004_41db9c39b506eeca.txt (Linux TCP puzzles: what the write buffer holds)",
+  question:
+    "While a cable is out, do writes fail, and what happens to the written bytes when it comes back, or when the outage outlasts TCP_USER_TIMEOUT?",
+  seedSays:
+    "Seed 004 studies how Linux's write buffer takes data the peer has not acknowledged (send() and POLLOUT succeed while data is queued); it has no outage case. Seed 000 adds that a side sending into silence finds out only by ETIMEDOUT once its retransmissions go unacknowledged too long.",
+  linux:
+    "Nothing in TCP reacts to a link coming back: write() queues the bytes (SIOCOUTQ counts them), the tail loss probe and the RTO retransmissions go nowhere, and the data arrives at the first retransmission timer after the replug, up to one backoff step later. With TCP_USER_TIMEOUT the RTO timer is clamped to the limit and the connection dies (ETIMEDOUT) without sending anything, so the peer stays ESTABLISHED and learns of it only by an RST to its next segment. The cable pulled here is the reader's: pulling the writer's own cable also leaves its socket untouched, but its carrier loss flushes its ARP entries (neigh_carrier_down), so its segments wait in the neighbour queue and leave when ARP resolves after the replug.",
+  // The outage lasts until the user timeout's death; the data arrives at the next retransmission after it.
+  timeoutMs:
+    (deliveryAfterOutage(
+      retransmissionDeath({ rtoMs: TCP_RTO_MIN_MS, retries2: DEFAULTS.tcp_retries2 }).schedule,
+      retransmissionDeath({ rtoMs: TCP_RTO_MIN_MS, retries2: DEFAULTS.tcp_retries2, userTimeoutMs: USER_TIMEOUT_MS })
+        .deathMs,
+    ) ?? 0) + 10_000,
+  async run(ctx) {
+    const { lab } = ctx;
+    const kang = await lab.addHost("kang");
+    const kodos = await lab.addHost("kodos");
+    const listener = await kodos.listen(8080);
+    const survivor = await kang.connect(kodos.ipv4, 8080);
+    const survivorPeer = await listener.acceptAsync({ timeoutMs: 2000 });
+    const doomed = await kang.connect(kodos.ipv4, 8080);
+    const doomedPeer = await listener.acceptAsync({ timeoutMs: 2000 });
+    await doomed.setOption("TCP_USER_TIMEOUT", USER_TIMEOUT_MS);
+    const doomedPort = (await doomed.localAddress()).port;
+    // Each connection's own timers: a handshake that needed a retransmission starts with a 3 s RTO (RFC 6298 5.7).
+    const timers = async (sock: typeof survivor) => {
+      const i = await sock.tcpInfo();
+      return { rtoMs: Number(i.rto) / 1000, srttMs: Number(i.rtt) / 1000 };
+    };
+    const survivorTimers = await timers(survivor);
+    ctx.observe("RTO before the outage", survivorTimers.rtoMs, "ms");
+    const survivorModel = retransmissionDeath({ ...survivorTimers, retries2: DEFAULTS.tcp_retries2 });
+    const doomedModel = retransmissionDeath({
+      ...(await timers(doomed)),
+      retries2: DEFAULTS.tcp_retries2,
+      userTimeoutMs: USER_TIMEOUT_MS,
+    });
+    const onLan = retransmissionDeath({ rtoMs: TCP_RTO_MIN_MS, retries2: DEFAULTS.tcp_retries2 });
+    ctx.observe("longest outage survived with default sysctls (model)", Math.round(onLan.deathMs), "ms");
+    ctx.say(
+      `without TCP_USER_TIMEOUT, tcp_retries2=${DEFAULTS.tcp_retries2} lets an outage last ${humanMs(onLan.deathMs)} on a LAN (RTO ${TCP_RTO_MIN_MS} ms) before the connection dies; the data then waits up to one backoff step (at most ${humanMs(TCP_RTO_MAX_MS)}) after the replug`,
+    );
+
+    await lab.unplug(kodos);
+    ctx.say("kodos's cable is pulled; kang writes on both connections");
+    const firstWrite = ctx.now();
+    for (const chunk of CHUNKS) {
+      ctx.expectOk(await ctx.attempt("kang", `write "${chunk}"`, () => survivor.write(chunk)), chunk.length, {
+        headline: chunk === CHUNKS[0],
+      });
+    }
+    const total = CHUNKS.join("").length;
+    const sent = await ctx.attempt("kang", "write (user timeout)", () => doomed.write("hello?"));
+    ctx.expectOk(sent, 6);
+
+    // The outage lasts until the doomed connection has died: the replug waits on that, not on a clock.
+    const died = await ctx.attempt("kang", "poll (user timeout)", async () => {
+      const r = await doomed.poll(POLLIN | POLLRDHUP, doomedModel.deathMs + 3000);
+      return r.outcomes[0]?.names ?? [];
+    });
+    ctx.expectErrno(await ctx.attempt("kang", "read (user timeout)", () => doomed.read(1024)), "ETIMEDOUT", {
+      headline: true,
+    });
+    ctx.expectTime(
+      `death by TCP_USER_TIMEOUT=${USER_TIMEOUT_MS} during the outage`,
+      timerChainExpectation(gapsUntil(doomedModel.schedule, doomedModel.deathMs), doomedModel.why),
+      (died.atUs - sent.atUs) / 1000,
+      { headline: true },
+    );
+
+    ctx.expectEqual("SIOCOUTQ during the outage", total, await survivor.outq(), { unit: "bytes", headline: true });
+    ctx.expectEqual("kang's state during the outage", "ESTABLISHED", (await survivor.tcpInfo()).stateName);
+    // Seed 004's point: POLLOUT says there is room in the send buffer, not that anything was delivered.
+    ctx.expectOk(
+      await ctx.attempt(
+        "kang",
+        "poll (during the outage)",
+        async () => (await survivor.poll(POLLOUT, 0)).outcomes[0]?.names ?? [],
+      ),
+      "POLLOUT",
+    );
+    ctx.expectEqual("kodos's SIOCINQ during the outage", 0, await survivorPeer.inq(), { unit: "bytes" });
+    const replugAt = ctx.now();
+    await lab.replug(kodos);
+    ctx.say("the cable is back");
+
+    const deliveredAt = deliveryAfterOutage(survivorModel.schedule, (replugAt - firstWrite) / 1000);
+    if (deliveredAt === undefined) throw new Error("the model has the connection dead before the replug");
+    const boundMs = deliveredAt - (ctx.now() - firstWrite) / 1000 + 3000;
+    const got = await ctx.attempt("kodos", "recv (MSG_WAITALL)", () =>
+      survivorPeer.recvAsync(total, ["MSG_WAITALL"], { timeoutMs: boundMs }),
+    );
+    ctx.expectEqual(
+      "bytes kodos received, in order",
+      CHUNKS.join(""),
+      got.ok && Buffer.isBuffer(got.value) ? got.value.toString() : (got.code ?? "nothing"),
+      { headline: true },
+    );
+    ctx.expectTime(
+      "delivery, at the first retransmission after the replug",
+      timerChainExpectation(gapsUntil(survivorModel.schedule, deliveredAt), survivorModel.why),
+      (got.atUs - firstWrite) / 1000,
+      { headline: true },
+    );
+    ctx.observe("outage", Math.round((replugAt - firstWrite) / 1000), "ms");
+    // kodos's ACK reaches kang a moment after the data reaches kodos's application: wait for it, bounded.
+    const ackDeadline = Date.now() + 1000;
+    let outq = await survivor.outq();
+    while (outq > 0 && Date.now() < ackDeadline) {
+      await new Promise((r) => setTimeout(r, 10));
+      outq = await survivor.outq();
+    }
+    ctx.expectEqual("SIOCOUTQ after delivery", 0, outq, { unit: "bytes" });
+
+    // kodos never heard of the doomed connection's death.
+    ctx.expectEqual("kodos's state of the dead connection", "ESTABLISHED", (await doomedPeer.tcpInfo()).stateName, {
+      headline: true,
+    });
+    const reply = await ctx.attempt("kodos", "write", () => doomedPeer.write("are you there?"));
+    ctx.expectOk(reply, 14);
+    const woke = await ctx.attempt(
+      "kodos",
+      "poll (after its write)",
+      async () => (await doomedPeer.poll(POLLIN | POLLOUT | POLLRDHUP, 2000)).outcomes[0]?.names ?? [],
+    );
+    ctx.expectOk(woke, "POLLIN|POLLOUT|POLLERR|POLLHUP|POLLRDHUP");
+    ctx.expectErrno(await ctx.attempt("kodos", "read", () => doomedPeer.read(1024)), "ECONNRESET", {
+      headline: true,
+    });
+    const states = await stateChanges(lab);
+    if (states.available) {
+      const rst = states.events.filter((e) => e.event === "tcp_send_reset" && e.sport === doomedPort);
+      ctx.expectThat(
+        "kang's answer to kodos's data",
+        rst.length === 1 && rst[0]?.saddr === kang.ipv4 && rst[0]?.reason === "NO_SOCKET",
+        "one RST from kang, reason NO_SOCKET (its socket died with nothing sent)",
+        rst.map((e) => `${e.saddr} ${e.reason ?? ""} at ${(e.atUs / 1e6).toFixed(3)} s`).join(", ") || "none",
+      );
+    } else {
+      ctx.say(`tracepoints unavailable (${states.reason}): the RST is seen through kodos's read`);
+    }
+  },
+};
