@@ -1,4 +1,4 @@
-// The lab's own costs: creating and tearing down a 2-host lab, and the seed 003 program 2A loop
+// The lab's own costs: creating and tearing down a 2-host lab, and the seed 004 (004_41db9c39b506eeca.txt) program 2A loop
 // through the lab's public API against the seed's Python and the same loop in C, each in a lab host.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";

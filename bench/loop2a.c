@@ -1,4 +1,4 @@
-/* Seed 003 program 2A in C: connect, accept, close the server side first, close the client. */
+/* Seed 004 (004_41db9c39b506eeca.txt) program 2A in C: connect, accept, close the server side first, close the client. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>

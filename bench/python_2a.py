@@ -1,4 +1,4 @@
-"""Seed 003 program 2A, as the seed writes it (without the sysctl calls), timed."""
+"""Seed 004 (004_41db9c39b506eeca.txt) program 2A, as the seed writes it (without the sysctl calls), timed."""
 import json
 import socket
 import sys

@@ -1,8 +1,9 @@
 // `npm run bench [-- SECTION...]`: figures side by side, taken in one run, never asserted as timed tests.
-import { labCreateTeardownMs, loop2a } from "./lab.js";
-import { runScenario } from "../src/runner/run-scenario.js";
+
 import { runScenarios } from "../src/runner/run-many.js";
+import { runScenario } from "../src/runner/run-scenario.js";
 import { SCENARIOS } from "../src/scenarios/index.js";
+import { labCreateTeardownMs, loop2a } from "./lab.js";
 import { benchSys } from "./sys.js";
 
 type Section = () => Promise<string[]>;
@@ -34,7 +35,7 @@ const SECTIONS: Record<string, Section> = {
     return [
       "lab: netns backend",
       `  create a 2-host lab and tear it down (median of 20)   ${createMs.toFixed(1)} ms  (goal < 150 ms: ${createMs < 150 ? "met" : "missed"})`,
-      "  seed 003 program 2A loop, one iteration = connect + accept + close server + close client:",
+      "  seed 004 (004_41db9c39b506eeca.txt) program 2A loop, one iteration = connect + accept + close server + close client:",
       `    through the lab's HostSocket API   ${fmtNs(r.lab).padStart(9)}  ${rate(r.lab).padStart(8)}  ${(r.python / r.lab).toFixed(2)}x Python (goal >= 1.5x: ${r.python / r.lab >= 1.5 ? "met" : "missed"})`,
       `    the seed's Python                  ${fmtNs(r.python).padStart(9)}  ${rate(r.python).padStart(8)}  1.00x`,
       `    the same loop in C                 ${fmtNs(r.c).padStart(9)}  ${rate(r.c).padStart(8)}  ${(r.python / r.c).toFixed(2)}x Python`,

@@ -22,7 +22,8 @@ for (const busy of [false, true]) {
     const started = performance.now();
     for (let i = 0; i < rounds; i++) {
       for (const r of await runScenarios(scenarios, { trace: true })) {
-        if (r.verdict !== "pass") failed.set(r.name, [...(failed.get(r.name) ?? []), `round ${i + 1}: ${r.verdict}: ${r.reason}`]);
+        if (r.verdict !== "pass")
+          failed.set(r.name, [...(failed.get(r.name) ?? []), `round ${i + 1}: ${r.verdict}: ${r.reason}`]);
       }
     }
     const n = [...failed.values()].reduce((a, b) => a + b.length, 0);

@@ -11,7 +11,7 @@ function getsockoptNs(n: number): number {
   return Number(t1 - t0) / n;
 }
 
-// connect, accept, close the server side first, close the client: the seed 003 program 2A loop.
+// connect, accept, close the server side first, close the client: the seed 004 (004_41db9c39b506eeca.txt) program 2A loop.
 async function connectAcceptCloseNs(n: number, netns?: Netns): Promise<number> {
   const at = netns ? { netns } : {};
   const listener = Socket.create(at).bind("127.0.0.1", 0).listen(16);

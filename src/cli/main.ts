@@ -7,12 +7,14 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { which } from "../lab/tools.js";
 import { diffCommand } from "../report/diff.js";
+import { reportCommand } from "../report/html.js";
 import { writeJunit } from "../report/junit.js";
 import { formatStory, formatTable } from "../runner/format.js";
 import { buildReport, writeReport } from "../runner/report.js";
 import { type Progress, runScenarios } from "../runner/run-many.js";
 import { findScenario, SCENARIOS } from "../scenarios/index.js";
 import type { ScenarioResult } from "../scenarios/scenario.js";
+import { tuneCommand } from "../tune/index.js";
 
 const HELP = `sockprobe: what the Linux kernel really does to TCP connections when things go wrong
 
@@ -26,11 +28,19 @@ usage:
                         run one scenario and tell its story: the question, what the
                         seed says, what this kernel did, the system calls of every
                         host on one clock, the packets and the TCP states
+  sockprobe report FILE.json --html OUT.html
+                        one self-contained page: the summary, a ladder diagram of every
+                        scenario (hosts, syscalls, packets, states, faults on one clock)
+                        and predicted against measured times
   sockprobe diff BASE.json NEW.json
                         list every behavior that changed between two reports (a verdict,
                         an errno, revents, a count, a timing outside its tolerance, a
                         scenario added or missing); exit 0 when nothing changed, 1 when
                         something did, 2 on unreadable or mismatched input
+  sockprobe tune [FILE] [--verify] [--json ...]
+                        what the sysctls in force (or FILE, as sysctl -p takes it) mean
+                        for connections; --verify applies them to lab hosts and prints
+                        predicted against measured (see: sockprobe tune --help)
   sockprobe version     print the version
 
 options for run:
@@ -186,6 +196,16 @@ export async function main(argv: readonly string[]): Promise<number> {
         return list();
       case "diff":
         return diffCommand(rest);
+      case "report":
+        return await reportCommand(rest);
+      case "tune": {
+        // Reading sysctls needs nothing; measuring them builds labs.
+        if (rest.includes("--verify")) {
+          const code = ensurePrivileges(argv);
+          if (code !== undefined) return code;
+        }
+        return await tuneCommand(rest);
+      }
       case "run":
       case "explain": {
         // Usage is checked before anything is built, and before re-running in a user namespace.

@@ -2,7 +2,7 @@
 // (net/ipv4/tcp_input.c, tcp_minisocks.c, inet_connection_sock.c, tcp_timer.c), the send buffer
 // against POLLOUT (net/ipv4/tcp.c, include/net/sock.h), the delayed ACK a queued child gives a
 // FIN, and TIME_WAIT against the ephemeral port range (inet_hashtables.c, tcp_ipv4.c).
-import { modelTimeoutMs, TCP_RTO_MAX_MS, TCP_TIMEOUT_INIT_MS } from "./tcp.js";
+import { synGiveUp, TCP_RTO_MAX_MS, TCP_TIMEOUT_INIT_MS } from "./tcp.js";
 
 /** Defaults of a fresh network namespace (Linux 6.18) for the sysctls this group tunes. */
 export const QUEUE_DEFAULTS = {
@@ -41,28 +41,14 @@ export interface SynRetransmissions {
  * TCP_RTO_MAX). connect() gives up at the first firing at least tcp_model_timeout(syn_retries, 1 s)
  * = (2^(syn_retries+1) - 1) s after the first SYN (retransmits_timed_out). With the defaults (6 and 4):
  * retransmissions at 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s, ETIMEDOUT at 131 s (the limit being 127 s).
- * (tcp.ts's synSchedule() doubles from the first retransmission, as kernels before 6.5 did.)
  */
 export function synRetransmissions(
   synRetries: number = QUEUE_DEFAULTS.tcp_syn_retries,
   linearTimeouts: number = QUEUE_DEFAULTS.tcp_syn_linear_timeouts,
   rtoMaxMs = TCP_RTO_MAX_MS,
 ): SynRetransmissions {
-  const limit = modelTimeoutMs(synRetries, TCP_TIMEOUT_INIT_MS, rtoMaxMs);
-  const out: number[] = [];
-  let rto = TCP_TIMEOUT_INIT_MS;
-  let at = 0;
-  for (;;) {
-    at += rto;
-    if (at >= limit) break;
-    out.push(at);
-    if (out.length > linearTimeouts) rto = Math.min(rto * 2, rtoMaxMs);
-  }
-  return {
-    retransmitAtMs: out,
-    failAtMs: at,
-    why: `SYN retransmissions at ${out.map((x) => x / 1000).join(", ")} s (${linearTimeouts} linear, then doubling), ETIMEDOUT at the first firing past ${limit / 1000} s: ${at / 1000} s`,
-  };
+  const g = synGiveUp({ synRetries, linearTimeouts, rtoMaxMs });
+  return { retransmitAtMs: g.schedule.slice(0, -1), failAtMs: g.deathMs, why: g.why };
 }
 
 /** When a listener retransmits its SYN-ACK for a request still waiting for the final ACK, and when it drops it. */
@@ -116,6 +102,12 @@ export function nextAttemptAfter(scheduleMs: readonly number[], freedAtMs: numbe
 export function overflowOutcome(segment: "SYN" | "final ACK", abortOnOverflow: number): "dropped" | "ignored" | "RST" {
   if (segment === "SYN") return "dropped";
   return abortOnOverflow ? "RST" : "ignored";
+}
+
+/** The delays of a timer chain, each armed when the one before fired, up to its firing at `atMs` (one of `scheduleMs`). */
+export function chainDelays(scheduleMs: readonly number[], atMs: number): number[] {
+  const upTo = scheduleMs.filter((t) => t <= atMs);
+  return upTo.map((t, i) => t - (i === 0 ? 0 : (upTo[i - 1] as number)));
 }
 
 // ---------------------------------------------------------------- a FIN to a queued child

@@ -1,7 +1,7 @@
 // Timers beyond src/model/tcp.ts, as arithmetic: the orphaned FIN_WAIT2 lifetime as
 // tcp_rcv_state_process and tcp_keepalive_timer arm it, keepalive with TCP_USER_TIMEOUT, and when
 // queued data is delivered after an outage.
-import { type Expectation, finWait2LifetimeMs, humanMs, TCP_TIMEWAIT_LEN_MS, tolerance } from "./tcp.js";
+import { finWait2LifetimeMs, humanMs, TCP_TIMEWAIT_LEN_MS } from "./tcp.js";
 
 /** An orphaned FIN_WAIT2, timed from the ACK of its FIN. */
 export interface FinWait2Lifetime {

@@ -22,11 +22,11 @@ const gapsUntil = (schedule: readonly number[], until: number) =>
 
 export const scenario: Scenario = {
   name: "unplugged-cable",
-  seed: "004_41db9c39b506eeca.txt (Linux TCP puzzles: what the write buffer holds)",
+  seed: "003_4cf9e29935512145.txt (send(2) succeeds with an established connection on an unreachable network)",
   question:
     "While a cable is out, do writes fail, and what happens to the written bytes when it comes back, or when the outage outlasts TCP_USER_TIMEOUT?",
   seedSays:
-    "Seed 004 studies how Linux's write buffer takes data the peer has not acknowledged (send() and POLLOUT succeed while data is queued); it has no outage case. Seed 000 adds that a side sending into silence finds out only by ETIMEDOUT once its retransmissions go unacknowledged too long.",
+    "Seed 003: with the cable unplugged, send() returns the full length and netstat still says ESTABLISHED; the kernel buffers the data and keeps retrying, and after replugging the messages arrive, never out of order: you lose them all or receive them in order. Seed 000 adds that a side sending into silence finds out only by ETIMEDOUT once its retransmissions go unacknowledged too long.",
   linux:
     "Nothing in TCP reacts to a link coming back: write() queues the bytes (SIOCOUTQ counts them), the tail loss probe and the RTO retransmissions go nowhere, and the data arrives at the first retransmission timer after the replug, up to one backoff step later. With TCP_USER_TIMEOUT the RTO timer is clamped to the limit and the connection dies (ETIMEDOUT) without sending anything, so the peer stays ESTABLISHED and learns of it only by an RST to its next segment. The cable pulled here is the reader's: pulling the writer's own cable also leaves its socket untouched, but its carrier loss flushes its ARP entries (neigh_carrier_down), so its segments wait in the neighbour queue and leave when ARP resolves after the replug.",
   // The outage lasts until the user timeout's death; the data arrives at the next retransmission after it.
@@ -95,7 +95,7 @@ export const scenario: Scenario = {
 
     ctx.expectEqual("SIOCOUTQ during the outage", total, await survivor.outq(), { unit: "bytes", headline: true });
     ctx.expectEqual("kang's state during the outage", "ESTABLISHED", (await survivor.tcpInfo()).stateName);
-    // Seed 004's point: POLLOUT says there is room in the send buffer, not that anything was delivered.
+    // POLLOUT says there is room in the send buffer, not that anything was delivered.
     ctx.expectOk(
       await ctx.attempt(
         "kang",

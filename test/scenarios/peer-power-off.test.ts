@@ -20,12 +20,18 @@ t.test("peer power off: ETIMEDOUT by retries2 and by user timeout, EHOSTUNREACH 
   const rto = r.observations["RTO before the fault"]?.value as number;
   const model = retransmissionDeath({ rtoMs: rto, retries2: 3 });
   const died = r.observations["death by tcp_retries2=3"]?.value as number;
-  t.ok(died > model.startMs + model.limitMs, `the limit (${model.limitMs} ms from the first RTO retransmission) was overshot: died at ${died} ms`);
+  t.ok(
+    died > model.startMs + model.limitMs,
+    `the limit (${model.limitMs} ms from the first RTO retransmission) was overshot: died at ${died} ms`,
+  );
   t.equal(checks("retransmissions before giving up (retries2)")[0]?.observed, String(model.retransmissions));
   const byUser = r.observations["death by TCP_USER_TIMEOUT=1500"]?.value as number;
   t.ok(byUser < died, "the user timeout ends it sooner");
   t.ok((r.observations["death with default sysctls (model)"]?.value as number) > 900_000, "defaults: over 15 minutes");
   if (r.evidence.trace.available) {
-    t.ok(r.evidence.states.some((e) => e.event === "tcp_retransmit_skb"), "retransmissions traced");
+    t.ok(
+      r.evidence.states.some((e) => e.event === "tcp_retransmit_skb"),
+      "retransmissions traced",
+    );
   }
 });

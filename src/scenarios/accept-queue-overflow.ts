@@ -1,0 +1,361 @@
+// Accept queue overflow: how many connections a listener holds unaccepted, what a SYN and a final
+// ACK meet when it is full, and what tcp_abort_on_overflow changes.
+import type { Host, HostSocket } from "../lab/host.js";
+import {
+  chainDelays,
+  nextAttemptAfter,
+  overflowOutcome,
+  QUEUE_DEFAULTS,
+  synAckRetransmissions,
+  synRetransmissions,
+} from "../model/queues.js";
+import { acceptQueueCapacity, humanMs, timerChainExpectation } from "../model/tcp.js";
+import { POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
+import type { Scenario, ScenarioContext } from "./scenario.js";
+import { stateChanges, waitForNoRow, waitForRow } from "./steps.js";
+
+const PORT = 8080;
+// kodos: a backlog larger than somaxconn, which caps it.
+const KODOS_BACKLOG = 8;
+const KODOS_SOMAXCONN = 2;
+// kif, zapp, lrrr: listen(2), so three connections fill the queue.
+const BACKLOG = 2;
+// lrrr gives up on a request after one SYN-ACK retransmission instead of five.
+const LRRR_SYNACK_RETRIES = 1;
+// How long a connect that the queue turned away is given before it counts as stuck.
+const STUCK_MS = 200;
+const NFT_TABLE = "sockprobe_ackdelay";
+
+// A connection whose final ACK amy's firewall held back, and when its connect started (lab clock, µs).
+interface Pending {
+  readonly sock: HostSocket;
+  readonly port: number;
+  readonly startUs: number;
+}
+
+/** Starts a non-blocking connect and reports whether the handshake completed within boundMs; startUs on the lab's clock. */
+async function tryConnect(ctx: ScenarioContext, host: Host, address: string, boundMs: number) {
+  const sock = await host.socket();
+  const startUs = ctx.now();
+  try {
+    await sock.connect(address, PORT);
+  } catch (e) {
+    if ((e as { code?: string }).code !== "EINPROGRESS") throw e;
+  }
+  const r = await sock.poll(POLLOUT, boundMs);
+  return { sock, startUs, completed: !r.timedOut };
+}
+
+/** Runs nft inside a host's namespace (its own firewall) and fails loudly if nft does. */
+async function nft(host: Host, script: string): Promise<void> {
+  const p = host.spawn(["nft", script]);
+  let err = "";
+  p.stderr.on("data", (d) => {
+    err += String(d);
+  });
+  const { code } = await p.exited;
+  if (code !== 0) throw new Error(`nft on ${host.name} exited with ${code}: ${err.trim()}`);
+}
+
+/** Polls TCP_INFO until the socket has retransmitted at least once (bounded). */
+async function firstRetransmission(sock: HostSocket, boundMs: number): Promise<boolean> {
+  const deadline = performance.now() + boundMs;
+  while (performance.now() < deadline) {
+    if (Number((await sock.tcpInfo()).total_retrans) >= 1) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return false;
+}
+
+async function listenRow(host: Host) {
+  return (await host.sockets()).find((r) => r.state === "LISTEN" && r.local.port === PORT);
+}
+
+// Opens `n` more connections from kang to a listener with room for them: each completes at once.
+async function fill(ctx: ScenarioContext, kang: Host, server: Host, n: number): Promise<HostSocket[]> {
+  const out: HostSocket[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = await tryConnect(ctx, kang, server.ipv4, 2000);
+    if (!c.completed) throw new Error(`a connect to ${server.name} before its queue was full did not complete`);
+    out.push(c.sock);
+  }
+  ctx.say(
+    `kang opens ${n === 1 ? "one more connection" : `${n} connections`} to ${server.name}:${PORT}; nobody accepts`,
+  );
+  return out;
+}
+
+export const scenario: Scenario = {
+  name: "accept-queue-overflow",
+  seed: "002_285ea2fe779ca37a.txt (receiver overloaded, connections never accepted) and 003_4cf9e29935512145.txt (Linux TCP weirdly unresponsive when under heavy load: SYN retransmissions, then RST)",
+  question:
+    "How many connections does a listener hold before accept(), and what happens to a SYN, and to a handshake's final ACK, that meet a full queue, with tcp_abort_on_overflow 0 and 1?",
+  seedSays:
+    "Under load the receiver's kernel resets connections the application never accepted; a client sees SYN retransmissions while the backlog is full, is then accepted, retransmits its request and gets a RST, though strace shows the server never accepted it. Knobs in Linux can make the problem go away.",
+  linux:
+    "The accept queue holds min(backlog, net.core.somaxconn) + 1 connections (sk_acceptq_is_full tests >). A SYN that meets a full queue is dropped whatever tcp_abort_on_overflow says: the client stays SYN_SENT and retransmits at 1, 2, 3, 4, 5 s then doubling (tcp_syn_linear_timeouts=4, Linux 6.5+), and completes at its first retransmission after accept() frees a slot, not at the accept. tcp_abort_on_overflow acts only when the final ACK of a handshake begun while there was room meets a full queue (tcp_check_req): with 0 the ACK is ignored and the request stays SYN_RECV while the client, whose connect() succeeded, is ESTABLISHED; the listener's SYN-ACK retransmissions (1, 3, 7, 15, 31 s) make the client ACK again, and the first one after a slot frees completes it; if none does, the request is dropped after tcp_synack_retries and the client's next segment gets a RST: the seed's late reset. With 1 the ACK is answered at once with a RST and the client gets ECONNRESET.",
+  timeoutMs: 15_000,
+  async run(ctx) {
+    const { lab } = ctx;
+    const kang = await lab.addHost("kang");
+    const amy = await lab.addHost("amy");
+    const kodos = await lab.addHost("kodos", { sysctls: { "net.core.somaxconn": KODOS_SOMAXCONN } });
+    const kif = await lab.addHost("kif", { sysctls: { "net.ipv4.tcp_abort_on_overflow": 1 } });
+    const zapp = await lab.addHost("zapp", { sysctls: { "net.ipv4.tcp_abort_on_overflow": 0 } });
+    const lrrr = await lab.addHost("lrrr", {
+      sysctls: { "net.ipv4.tcp_abort_on_overflow": 0, "net.ipv4.tcp_synack_retries": LRRR_SYNACK_RETRIES },
+    });
+    const synRetries = Number(await kang.sysctl("net.ipv4.tcp_syn_retries"));
+    const linear = Number(await kang.sysctl("net.ipv4.tcp_syn_linear_timeouts"));
+    const synSchedule = synRetransmissions(synRetries, linear);
+    const synAck = synAckRetransmissions(Number(await zapp.sysctl("net.ipv4.tcp_synack_retries")));
+    const synAckLrrr = synAckRetransmissions(LRRR_SYNACK_RETRIES);
+
+    const defaults = {
+      capacity: acceptQueueCapacity(128, QUEUE_DEFAULTS.somaxconn),
+      connectFails: synRetransmissions().failAtMs,
+      requestDropped: synAckRetransmissions().dropAtMs,
+    };
+    ctx.observe("accept queue capacity for listen(128) with default somaxconn (model)", defaults.capacity);
+    ctx.observe("never-accepted client's connect() fails, default sysctls (model)", defaults.connectFails, "ms");
+    ctx.observe("overflowed request dropped, default tcp_synack_retries (model)", defaults.requestDropped, "ms");
+    ctx.say(
+      `defaults: listen(128) holds ${defaults.capacity}; a client the full queue turns away fails with ETIMEDOUT after ${humanMs(defaults.connectFails)} (${synRetransmissions().why}); an overflowed handshake's request is dropped after ${humanMs(defaults.requestDropped)}`,
+    );
+
+    // 1. Capacity: listen(8) under somaxconn=2.
+    const lk = await kodos.listen(PORT, { backlog: KODOS_BACKLOG });
+    const capacity = acceptQueueCapacity(KODOS_BACKLOG, KODOS_SOMAXCONN);
+    let completed = 0;
+    let extra: Awaited<ReturnType<typeof tryConnect>> | undefined;
+    for (let i = 0; i < capacity + 2 && !extra; i++) {
+      const c = await tryConnect(ctx, kang, kodos.ipv4, STUCK_MS);
+      if (c.completed) completed++;
+      else extra = c;
+    }
+    ctx.expectEqual(
+      `connections kodos's listen(${KODOS_BACKLOG}) held with somaxconn=${KODOS_SOMAXCONN}`,
+      capacity,
+      completed,
+      { headline: true },
+    );
+    const kRow = await listenRow(kodos);
+    ctx.expectEqual(
+      "kodos's LISTEN row (Recv-Q queued / Send-Q limit)",
+      `${capacity}/${Math.min(KODOS_BACKLOG, KODOS_SOMAXCONN)}`,
+      `${kRow?.recvQ}/${kRow?.sendQ}`,
+    );
+    if (!extra) throw new Error("every connect to kodos completed: the queue never filled");
+    const y = extra;
+    const yPort = (await y.sock.localAddress()).port;
+    ctx.expectEqual("the next client's state (its SYN dropped)", "SYN_SENT", (await y.sock.tcpInfo()).stateName, {
+      headline: true,
+    });
+
+    // 2. A handshake begun with room, whose final ACK arrives when the queue is full.
+    // The lab's faults are symmetric and the ACK follows the SYN-ACK within microseconds, so amy's
+    // own firewall drops what it sends to these servers except SYNs, until the queues are full.
+    const servers = [kif, zapp, lrrr];
+    const listeners = new Map<string, HostSocket>();
+    for (const s of servers) listeners.set(s.name, await s.listen(PORT, { backlog: BACKLOG }));
+    for (const s of servers) await fill(ctx, kang, s, BACKLOG);
+    await nft(
+      amy,
+      `add table inet ${NFT_TABLE} ; add chain inet ${NFT_TABLE} out { type filter hook output priority 0 ; policy accept ; } ; add rule inet ${NFT_TABLE} out ip daddr { ${servers.map((s) => s.ipv4).join(", ")} } tcp dport ${PORT} tcp flags & (syn | rst) == 0 drop`,
+    );
+    const x = new Map<string, Pending>();
+    for (const s of servers) {
+      const c = await tryConnect(ctx, amy, s.ipv4, 2000);
+      ctx.expectEqual(`amy's connect to ${s.name} (its final ACK lost)`, true, c.completed);
+      x.set(s.name, { sock: c.sock, port: (await c.sock.localAddress()).port, startUs: c.startUs });
+    }
+    ctx.say(
+      "amy connects to kif, zapp and lrrr: each answers with a SYN-ACK, amy's connect succeeds, its final ACK is dropped on its way out",
+    );
+    for (const s of servers) await fill(ctx, kang, s, 1);
+    const yKif = await tryConnect(ctx, kang, kif.ipv4, STUCK_MS);
+    ctx.expectEqual(
+      "kang's SYN to kif's full queue (abort_on_overflow=1)",
+      "SYN_SENT",
+      (await yKif.sock.tcpInfo()).stateName,
+    );
+    for (const s of servers) {
+      const rows = await s.sockets();
+      const l = rows.find((r) => r.state === "LISTEN" && r.local.port === PORT);
+      const req = rows.find((r) => r.peer.port === x.get(s.name)?.port);
+      ctx.expectEqual(
+        `${s.name}: queue, and amy's connection there`,
+        `${BACKLOG + 1}/${BACKLOG} SYN_RECV`,
+        `${l?.recvQ}/${l?.sendQ} ${req?.state ?? "none"}`,
+      );
+    }
+    const amyViews: string[] = [];
+    for (const s of servers) amyViews.push((await x.get(s.name)?.sock.tcpInfo())?.stateName ?? "none");
+    ctx.expectEqual(
+      "amy's own view of those connections",
+      servers.map(() => "ESTABLISHED").join(","),
+      amyViews.join(","),
+      { headline: true },
+    );
+    await nft(amy, `delete table inet ${NFT_TABLE}`);
+    const liftedUs = ctx.now();
+    ctx.say("amy's firewall is lifted; its next ACK answers the next SYN-ACK retransmission, into a full queue");
+
+    const xKif = x.get("kif") as Pending;
+    const xZapp = x.get("zapp") as Pending;
+    const xLrrr = x.get("lrrr") as Pending;
+    const since = (startUs: number) => (ctx.now() - startUs) / 1000;
+
+    const onKif = (async () => {
+      const woke = await ctx.pollNames("amy", xKif.sock, POLLIN | POLLRDHUP, 4000);
+      const ms = since(xKif.startUs);
+      const read = await ctx.attempt("amy", "read (kif)", () => xKif.sock.read(100));
+      return { woke, ms, read };
+    })();
+
+    const onKodos = (async () => {
+      const retransmitted = await firstRetransmission(y.sock, synSchedule.retransmitAtMs[1] ?? 3000);
+      const acceptMs = since(y.startUs);
+      await lk.accept();
+      const done = await y.sock.poll(POLLOUT, 4000);
+      return { retransmitted, acceptMs, doneMs: since(y.startUs), completed: !done.timedOut };
+    })();
+
+    const onZapp = (async () => {
+      const resent = await waitForRow(
+        zapp,
+        (r) => r.state === "SYN_RECV" && r.peer.port === xZapp.port && (r.timer?.retrans ?? 0) >= 1,
+        (synAck.retransmitAtMs[1] ?? 3000) - 500,
+      );
+      const acceptMs = since(xZapp.startUs);
+      const lz = listeners.get("zapp") as HostSocket;
+      await lz.accept();
+      for (;;) {
+        const s = await lz.acceptAsync({ timeoutMs: 4000 });
+        if ((await s.remoteAddress()).port === xZapp.port)
+          return { resent: resent !== undefined, acceptMs, doneMs: since(xZapp.startUs) };
+      }
+    })();
+
+    const onLrrr = (async () => {
+      const dropped = await waitForNoRow(
+        lrrr,
+        (r) => r.state === "SYN_RECV" && r.peer.port === xLrrr.port,
+        synAckLrrr.dropAtMs + 1500,
+      );
+      const droppedMs = since(xLrrr.startUs);
+      const wrote = await ctx.attempt("amy", "write (lrrr)", () => xLrrr.sock.write("GET / HTTP/1.0\r\n\r\n"));
+      const read = await ctx.attempt("amy", "read (lrrr)", () => xLrrr.sock.readAsync(100, { timeoutMs: 2000 }));
+      return { dropped, droppedMs, wrote, read };
+    })();
+
+    const [k, ko, z, lr] = await Promise.all([onKif, onKodos, onZapp, onLrrr]);
+
+    // kif, tcp_abort_on_overflow=1: the ACK that meets the full queue is answered with RST.
+    const kifAbort = Number(await kif.sysctl("net.ipv4.tcp_abort_on_overflow"));
+    if (overflowOutcome("final ACK", kifAbort) !== "RST")
+      throw new Error("kif is meant to run with tcp_abort_on_overflow=1");
+    ctx.expectOk(k.woke, "POLLIN|POLLERR|POLLHUP|POLLRDHUP");
+    ctx.expectErrno(k.read, "ECONNRESET", { headline: true });
+    // The ACK that meets the queue answers the first SYN-ACK retransmission after the firewall was lifted.
+    const kifExpected = nextAttemptAfter(synAck.retransmitAtMs, (liftedUs - xKif.startUs) / 1000) ?? synAck.dropAtMs;
+    ctx.expectTime(
+      "amy's connection to kif reset (from its connect)",
+      timerChainExpectation(
+        chainDelays(synAck.retransmitAtMs, kifExpected),
+        `kif's first SYN-ACK retransmission once amy's firewall was lifted; ${synAck.why}`,
+      ),
+      k.ms,
+      { headline: true },
+    );
+
+    // kodos: the SYN-dropped client completes at its next retransmission after accept(), not at accept().
+    ctx.expectEqual("the stuck client retransmitted its SYN before the accept", true, ko.retransmitted);
+    const yExpected = nextAttemptAfter(synSchedule.retransmitAtMs, ko.acceptMs) ?? synSchedule.failAtMs;
+    ctx.expectEqual("the stuck client completed", true, ko.completed, { headline: true });
+    ctx.observe("kodos accept() freed a slot at", Math.round(ko.acceptMs), "ms");
+    ctx.expectTime(
+      "the stuck client's connect completed (from its first SYN)",
+      timerChainExpectation(
+        chainDelays(synSchedule.retransmitAtMs, yExpected),
+        `its first SYN retransmission after the accept at ${Math.round(ko.acceptMs)} ms; ${synSchedule.why}`,
+      ),
+      ko.doneMs,
+      { headline: true },
+    );
+
+    // zapp, tcp_abort_on_overflow=0: the ACK is ignored, the SYN-ACK timer goes on, the next one after accept() completes it.
+    const zappAbort = Number(await zapp.sysctl("net.ipv4.tcp_abort_on_overflow"));
+    if (overflowOutcome("final ACK", zappAbort) !== "ignored")
+      throw new Error("zapp is meant to run with tcp_abort_on_overflow=0");
+    ctx.expectEqual("zapp resent its SYN-ACK once before the accept", true, z.resent);
+    const zExpected = nextAttemptAfter(synAck.retransmitAtMs, z.acceptMs) ?? synAck.dropAtMs;
+    ctx.expectTime(
+      "amy's connection reached zapp's accept queue (from its connect)",
+      timerChainExpectation(
+        chainDelays(synAck.retransmitAtMs, zExpected),
+        `zapp's first SYN-ACK retransmission after the accept at ${Math.round(z.acceptMs)} ms; ${synAck.why}`,
+      ),
+      z.doneMs,
+      { headline: true },
+    );
+
+    // lrrr: nobody frees a slot; the request expires and the client's first data gets a RST.
+    ctx.expectEqual("lrrr dropped the overflowed request", true, lr.dropped);
+    ctx.expectTime(
+      "lrrr dropped amy's request (from its connect)",
+      timerChainExpectation(
+        chainDelays([...synAckLrrr.retransmitAtMs, synAckLrrr.dropAtMs], synAckLrrr.dropAtMs),
+        synAckLrrr.why,
+      ),
+      lr.droppedMs,
+    );
+    ctx.expectOk(lr.wrote, 18);
+    ctx.expectErrno(lr.read, "ECONNRESET", { headline: true });
+
+    // kif's SYN-dropped client: abort_on_overflow did not reset it.
+    const yKifInfo = await yKif.sock.tcpInfo();
+    ctx.expectThat(
+      "kang's client turned away by kif (abort_on_overflow=1)",
+      yKifInfo.stateName === "SYN_SENT" && Number(yKifInfo.total_retrans) >= 1,
+      "still SYN_SENT, retransmitting: no RST for a SYN",
+      `${yKifInfo.stateName}, ${yKifInfo.total_retrans} retransmissions`,
+      { headline: true },
+    );
+
+    const states = await stateChanges(lab);
+    if (states.available) {
+      const yRetrans = states.events
+        .filter((e) => e.event === "tcp_retransmit_skb" && e.saddr === kang.ipv4 && e.sport === yPort)
+        .map((e) => e.atUs);
+      const seen = yRetrans.map((us) => Math.round((us - y.startUs) / 1000));
+      ctx.observe("stuck client's SYN retransmissions (trace)", seen.join(", "), "ms");
+      const want = synSchedule.retransmitAtMs
+        .filter((t) => t <= yExpected)
+        .map((t) => timerChainExpectation(chainDelays(synSchedule.retransmitAtMs, t), "SYN timer"));
+      ctx.expectThat(
+        "stuck client's SYN retransmissions (trace)",
+        seen.length === want.length &&
+          seen.every((t, i) => Math.abs(t - (want[i]?.ms as number)) <= (want[i]?.toleranceMs as number)),
+        `${want.map((w) => `${Math.round(w.ms)} ± ${w.toleranceMs}`).join(", ")} ms (${linear} linear timeouts)`,
+        `${seen.join(", ")} ms`,
+      );
+      const resetsToAmy = states.events
+        .filter((e) => e.event === "tcp_receive_reset" && e.saddr === amy.ipv4)
+        .map((e) =>
+          e.daddr === kif.ipv4 ? "kif" : e.daddr === lrrr.ipv4 ? "lrrr" : e.daddr === zapp.ipv4 ? "zapp" : e.daddr,
+        );
+      ctx.expectEqual("RSTs amy's connections received", "kif,lrrr", resetsToAmy.sort().join(","));
+      const kifSentReset = states.events.some(
+        (e) => e.event === "tcp_send_reset" && e.saddr === kif.ipv4 && e.sport === PORT && e.state === "LISTEN",
+      );
+      ctx.expectEqual("kif's listener sent the RST itself", true, kifSentReset);
+      const yKifReset = states.events.some(
+        (e) => e.event === "tcp_receive_reset" && e.saddr === kang.ipv4 && e.daddr === kif.ipv4,
+      );
+      ctx.expectEqual("RSTs kang's turned-away client received from kif", false, yKifReset);
+    } else {
+      ctx.say(`tracepoints unavailable (${states.reason}): retransmission times and RSTs are not checked`);
+    }
+  },
+};

@@ -1,0 +1,431 @@
+// `sockprobe tune --verify`: the sysctls applied to lab hosts, one probe per prediction, each in a
+// lab of its own and all in parallel; predicted (src/model/) against measured, with a verdict.
+import type { Host, HostSocket } from "../lab/host.js";
+import { SysctlError, writeSysctl } from "../lab/sysctl.js";
+import {
+  acceptQueueCapacity,
+  type Expectation,
+  humanMs,
+  retransmissionDeath,
+  timerChainExpectation,
+} from "../model/tcp.js";
+import { finWait2Lifetime, keepaliveDeath, keepaliveTimerDelays } from "../model/timers.js";
+import { type Progress, runScenarios } from "../runner/run-many.js";
+import type { Scenario, ScenarioContext, ScenarioResult } from "../scenarios/scenario.js";
+import { waitForNoRow, waitForRow } from "../scenarios/steps.js";
+import { POLLIN, POLLRDHUP } from "../sys/constants.js";
+import { Netns } from "../sys/socket.js";
+import { LAN_RTT_MS, lanRtoMs, synGiveUp, type TuneSettings } from "./model.js";
+import { type LineProblem, SysctlFileError } from "./parse.js";
+
+/** One probe's outcome, as the report's plot takes it. */
+export interface VerifyRow {
+  readonly label: string;
+  /** The model's expectation in ms; null for a count (the accept queue: see `predicted`). */
+  readonly predictedMs: number | null;
+  /** What the kernel did, in ms; null when not run, not reached, or a count. */
+  readonly measuredMs: number | null;
+  readonly toleranceMs: number | null;
+  /** The verdict passed or the probe was skipped (exit 0 allows skips): `verdict` tells which. */
+  readonly pass: boolean;
+  readonly verdict: "pass" | "fail" | "skip";
+  /** The unit of `predicted`, `measured` and `tolerance`. */
+  readonly unit: "ms" | "connections";
+  readonly predicted: number;
+  readonly measured: number | null;
+  readonly tolerance: number;
+  /** For deaths: the errno the model expects, and the one the kernel gave. */
+  readonly expectedErrno?: string;
+  readonly observedErrno?: string;
+  /** The model's arithmetic behind the prediction. */
+  readonly why: string;
+  /** Why it was skipped, or what failed. */
+  readonly reason?: string;
+}
+
+/** How the probes run. */
+export interface VerifyOptions {
+  /** Applied to every lab host (key to value), checked by checkSysctls() first. */
+  readonly sysctls: Readonly<Record<string, string>>;
+  /** The settings the predictions use: resolveSettings() of the same values. */
+  readonly settings: TuneSettings;
+  /** Probes predicted to take longer are skipped. */
+  readonly maxSeconds: number;
+  /** The listen() backlog of the accept-queue probe. */
+  readonly backlog: number;
+  /** Also probe a socket with this TCP_USER_TIMEOUT. */
+  readonly userTimeoutMs?: number;
+  readonly progress?: Progress;
+}
+
+// The port every probe's server listens on.
+const PORT = 8080;
+// Shorter than the first SYN retransmission (1 s): a connect() that gets no SYN-ACK by then was dropped.
+const CONNECT_WAIT_MS = 700;
+// Set-up (namespaces, links, handshakes) on a loaded 2-core machine, on top of each probe's own bound.
+const SETUP_MS = 15_000;
+
+/** What a probe measured, filled in as it runs. */
+interface Measurement {
+  expectation?: Expectation;
+  measured?: number;
+  observedErrno?: string;
+}
+
+/** One prediction and the scenario that measures it. */
+interface Probe {
+  readonly label: string;
+  readonly unit: "ms" | "connections";
+  /** The prediction before anything is measured (a LAN RTO assumed), for --max-seconds and the bound. */
+  readonly planned: Expectation;
+  readonly expectedErrno?: string;
+  readonly scenario: Scenario;
+  readonly record: Measurement;
+}
+
+/** Sysctls a lab host can take, and the ones left out with why. */
+export interface CheckedSysctls {
+  /** Key to value as the kernel read it back. */
+  readonly values: Record<string, string>;
+  readonly left: ReadonlyArray<{ readonly key: string; readonly line?: number; readonly reason: string }>;
+}
+
+// A lab host's only link is eth0; per-link keys of other interfaces have nothing to apply to.
+const PER_LINK = /^(net\.ipv[46]\.(?:conf|neigh))\.([^.]+)\.(.+)$/;
+
+/**
+ * Writes each sysctl into a throwaway network namespace (never the machine's), to find the values
+ * this kernel refuses before any lab is built. Keys a new namespace does not have or may not set
+ * (and `-` lines the kernel refuses) are left out with the reason; a refused value is a
+ * SysctlFileError naming the line.
+ */
+export function checkSysctls(
+  file: string,
+  lines: ReadonlyArray<{ key: string; value: string; line?: number; ignoreErrors?: boolean }>,
+): CheckedSysctls {
+  const ns = Netns.create();
+  const values: Record<string, string> = {};
+  const left: Array<{ key: string; line?: number; reason: string }> = [];
+  const problems: LineProblem[] = [];
+  try {
+    for (const l of lines) {
+      const at = l.line === undefined ? {} : { line: l.line };
+      const link = PER_LINK.exec(l.key);
+      if (link && !["all", "default", "lo", "eth0"].includes(link[2] as string)) {
+        left.push({ key: l.key, ...at, reason: `no interface ${link[2]} on a lab host (its link is eth0)` });
+        continue;
+      }
+      // eth0 does not exist in the throwaway namespace: its template, `default`, stands in for it.
+      const probeKey = link && link[2] === "eth0" ? `${link[1]}.default.${link[3]}` : l.key;
+      try {
+        const got = writeSysctl(ns, probeKey, l.value);
+        values[l.key] = link && link[2] === "eth0" ? l.value : got;
+      } catch (e) {
+        if (!(e instanceof SysctlError)) throw e;
+        const code = (e.cause as { code?: string } | undefined)?.code;
+        if (code === "ENOENT") left.push({ key: l.key, ...at, reason: "a new network namespace has no such key" });
+        // tcp_set_default_congestion_control() and others: only the machine's own namespace may.
+        else if (code === "EPERM")
+          left.push({
+            key: l.key,
+            ...at,
+            reason: `a network namespace other than the machine's may not set ${l.value} (EPERM)`,
+          });
+        else if (l.ignoreErrors) left.push({ key: l.key, ...at, reason: `the kernel refused ${l.value} (${code})` });
+        else
+          problems.push({
+            line: l.line ?? 0,
+            message: `the kernel refused ${l.key} = ${l.value} (${code ?? "error"}); prefix the line with - to skip it`,
+          });
+      }
+    }
+  } finally {
+    ns.close();
+  }
+  if (problems.length > 0) throw new SysctlFileError(file, problems);
+  return { values, left };
+}
+
+// The dead peer's neighbour entry is made permanent on the host that probes it: ARP for it then never
+// fails, so only TCP's timers decide (a same-LAN peer's failed ARP ends things sooner, with EHOSTUNREACH).
+async function pinNeighbour(host: Host, peer: Host): Promise<void> {
+  const p = host.spawn(["ip", "neigh", "replace", peer.ipv4, "lladdr", peer.mac, "dev", "eth0", "nud", "permanent"]);
+  const { code } = await p.exited;
+  if (code !== 0) throw new Error(`ip neigh replace ${peer.ipv4} on ${host.name} exited with ${code}`);
+}
+
+const timersOf = async (s: HostSocket) => {
+  const i = await s.tcpInfo();
+  return { rtoMs: Number(i.rto) / 1000, srttMs: Number(i.rtt) / 1000 };
+};
+
+// Waits (bounded) for a connection's death and reads its error.
+async function awaitDeath(ctx: ScenarioContext, host: string, sock: HostSocket, boundMs: number) {
+  const woke = await ctx.pollNames(host, sock, POLLIN | POLLRDHUP, boundMs);
+  const read = await ctx.attempt(host, "read", () => sock.read(1024));
+  return { woke, read, errno: read.ok ? `${(read.value as Buffer).length} bytes read` : (read.code ?? "error") };
+}
+
+function scenario(name: string, label: string, planned: Expectation, run: Scenario["run"]): Scenario {
+  return {
+    name,
+    seed: "sockprobe tune --verify",
+    question: `Does this kernel give ${label} what the model predicts?`,
+    seedSays: `predicted ${humanMs(planned.ms)} ± ${humanMs(planned.toleranceMs)}`,
+    timeoutMs: planned.ms + planned.toleranceMs + SETUP_MS,
+    run,
+  };
+}
+
+/** The probes for these settings; each predicts before it runs (LAN RTO) and again from the RTO it measures. */
+function planProbes(opts: VerifyOptions): Probe[] {
+  const s = opts.settings;
+  const sysctls = opts.sysctls;
+  const lan = { rtoMs: lanRtoMs(s.rtoMinMs), srttMs: LAN_RTT_MS };
+  const probes: Probe[] = [];
+
+  const deathBySending = (userTimeoutMs?: number): Probe => {
+    const label = userTimeoutMs
+      ? `retransmission death (TCP_USER_TIMEOUT=${userTimeoutMs} ms)`
+      : `retransmission death (tcp_retries2=${s.retries2})`;
+    const model = (t: { rtoMs: number; srttMs: number }) =>
+      retransmissionDeath({
+        ...t,
+        retries2: s.retries2,
+        rtoMaxMs: s.rtoMaxMs,
+        ...(userTimeoutMs ? { userTimeoutMs } : {}),
+      });
+    const plannedDeath = model(lan);
+    const planned = timerChainExpectation(plannedDeath.intervals, plannedDeath.why);
+    const record: Measurement = {};
+    return {
+      label,
+      unit: "ms",
+      planned,
+      expectedErrno: "ETIMEDOUT",
+      record,
+      scenario: scenario(userTimeoutMs ? "tune-usertimeo" : "tune-retrans", label, planned, async (ctx) => {
+        const { lab } = ctx;
+        const kang = await lab.addHost("kang", { sysctls });
+        const kodos = await lab.addHost("kodos", { sysctls });
+        const listener = await kodos.listen(PORT);
+        const sock = await kang.connect(kodos.ipv4, PORT);
+        await listener.acceptAsync({ timeoutMs: 2000 });
+        if (userTimeoutMs) await sock.setOption("TCP_USER_TIMEOUT", userTimeoutMs);
+        const timers = await timersOf(sock);
+        ctx.observe("RTO before the fault", timers.rtoMs, "ms");
+        const d = model(timers);
+        const e = timerChainExpectation(d.intervals, d.why);
+        record.expectation = e;
+        await pinNeighbour(kang, kodos);
+        await lab.powerOff(kodos);
+        ctx.say("kodos loses power; kang writes one byte");
+        const sent = await ctx.attempt("kang", "write", () => sock.write("\n"));
+        ctx.expectOk(sent, 1);
+        const r = await awaitDeath(ctx, "kang", sock, e.ms + e.toleranceMs + 3000);
+        record.measured = (r.woke.atUs - sent.atUs) / 1000;
+        record.observedErrno = r.errno;
+        ctx.expectErrno(r.read, "ETIMEDOUT", { headline: true });
+        ctx.expectTime(label, e, record.measured, { headline: true });
+        ctx.expectEqual("retransmissions", d.retransmissions, Number((await sock.tcpInfo()).total_retrans));
+      }),
+    };
+  };
+  probes.push(deathBySending());
+  if (opts.userTimeoutMs) probes.push(deathBySending(opts.userTimeoutMs));
+
+  {
+    const label = `keepalive death (${s.keepaliveTimeS} s + ${s.keepaliveIntvlS} s × ${s.keepaliveProbes})`;
+    const k = keepaliveDeath({ idleS: s.keepaliveTimeS, intvlS: s.keepaliveIntvlS, cnt: s.keepaliveProbes });
+    const planned = timerChainExpectation(keepaliveTimerDelays(k), k.why);
+    const record: Measurement = { expectation: planned };
+    probes.push({
+      label,
+      unit: "ms",
+      planned,
+      expectedErrno: "ETIMEDOUT",
+      record,
+      scenario: scenario("tune-keepalive", label, planned, async (ctx) => {
+        const { lab } = ctx;
+        const kang = await lab.addHost("kang", { sysctls });
+        const kodos = await lab.addHost("kodos", { sysctls });
+        const listener = await kodos.listen(PORT);
+        // Set before connect(), the keepalive timer is armed when the SYN-ACK arrives: the last segment received.
+        const sock = await kang.socket();
+        await sock.setOption("SO_KEEPALIVE", 1);
+        const conn = await ctx.attempt("kang", "connect", () =>
+          sock.connectAsync(kodos.ipv4, PORT, { timeoutMs: 2000 }),
+        );
+        ctx.expectOk(conn);
+        await listener.acceptAsync({ timeoutMs: 2000 });
+        await pinNeighbour(kang, kodos);
+        await lab.powerOff(kodos);
+        ctx.say("kodos loses power; kang's socket stays idle with SO_KEEPALIVE on");
+        const r = await awaitDeath(ctx, "kang", sock, planned.ms + planned.toleranceMs + 3000);
+        record.measured = (r.woke.atUs - conn.atUs) / 1000;
+        record.observedErrno = r.errno;
+        ctx.expectErrno(r.read, "ETIMEDOUT", { headline: true });
+        ctx.expectTime(label, planned, record.measured, { headline: true });
+        ctx.expectEqual("keepalive probes sent", k.probes, Number((await sock.tcpInfo()).probes));
+      }),
+    });
+  }
+
+  {
+    const label = `SYN give-up (tcp_syn_retries=${s.synRetries})`;
+    const g = synGiveUp({ synRetries: s.synRetries, linearTimeouts: s.synLinearTimeouts, rtoMaxMs: s.rtoMaxMs });
+    const planned = timerChainExpectation(g.intervals, g.why);
+    const record: Measurement = { expectation: planned };
+    probes.push({
+      label,
+      unit: "ms",
+      planned,
+      expectedErrno: "ETIMEDOUT",
+      record,
+      scenario: scenario("tune-syn", label, planned, async (ctx) => {
+        const { lab } = ctx;
+        const kang = await lab.addHost("kang", { sysctls });
+        const ghost = await lab.addHost("ghost", { sysctls });
+        await pinNeighbour(kang, ghost);
+        await lab.powerOff(ghost);
+        ctx.say("ghost is powered off; kang connects to its address");
+        const sock = await kang.socket();
+        const startUs = ctx.now();
+        const conn = await ctx.attempt("kang", "connect", () =>
+          sock.connectAsync(ghost.ipv4, PORT, { timeoutMs: planned.ms + planned.toleranceMs + 3000 }),
+        );
+        record.measured = (conn.atUs - startUs) / 1000;
+        record.observedErrno = conn.ok ? "connected" : (conn.code ?? "error");
+        ctx.expectErrno(conn, "ETIMEDOUT", { headline: true });
+        ctx.expectTime(label, planned, record.measured, { headline: true });
+        ctx.expectEqual("SYN retransmissions", g.retransmissions, Number((await sock.tcpInfo()).total_retrans));
+      }),
+    });
+  }
+
+  {
+    const label = `FIN_WAIT2 lifetime (tcp_fin_timeout=${s.finTimeoutS})`;
+    const model = (rtoMs: number) => finWait2Lifetime({ finTimeoutS: s.finTimeoutS, rtoMs });
+    const l = model(lan.rtoMs);
+    const planned = timerChainExpectation(l.timersMs, l.why);
+    const record: Measurement = {};
+    probes.push({
+      label,
+      unit: "ms",
+      planned,
+      record,
+      scenario: scenario("tune-finwait2", label, planned, async (ctx) => {
+        const { lab } = ctx;
+        const kodos = await lab.addHost("kodos", { sysctls });
+        const kang = await lab.addHost("kang", { sysctls });
+        const listener = await kodos.listen(PORT);
+        const client = await kang.connect(kodos.ipv4, PORT);
+        const server = await listener.acceptAsync({ timeoutMs: 2000 });
+        const { port } = await client.localAddress();
+        const lifetime = model((await timersOf(server)).rtoMs);
+        const e = timerChainExpectation(lifetime.timersMs, lifetime.why);
+        record.expectation = e;
+        const of = (r: { local: { port: number }; peer: { port: number } }) =>
+          r.local.port === PORT && r.peer.port === port;
+        const startUs = ctx.now();
+        const closed = await ctx.attempt("kodos", "close", () => server.close());
+        ctx.expectOk(closed);
+        ctx.say("kodos closes its socket; kang keeps its end open in CLOSE_WAIT");
+        const fw2 = await waitForRow(kodos, (r) => of(r) && r.state === "FIN_WAIT2", 1000);
+        ctx.expectEqual("kodos's state after close", "FIN_WAIT2", fw2?.state ?? "none");
+        // Look at the table only near the end: ss every 10 ms for a minute would load the machine.
+        const quietMs = e.ms - e.toleranceMs - 500 - (ctx.now() - startUs) / 1000;
+        if (quietMs > 0) await new Promise((r) => setTimeout(r, quietMs));
+        const cleared = await waitForNoRow(kodos, of, e.toleranceMs * 2 + 3000);
+        record.measured = (ctx.now() - startUs) / 1000;
+        ctx.expectThat("kodos's orphan removed", cleared, "gone", cleared ? "gone" : "still there");
+        ctx.expectTime(label, e, record.measured, { headline: true });
+        ctx.expectEqual("kang's state", "CLOSE_WAIT", (await client.tcpInfo()).stateName);
+      }),
+    });
+  }
+
+  {
+    const capacity = acceptQueueCapacity(opts.backlog, s.somaxconn);
+    const label = `accept-queue capacity (backlog ${opts.backlog}, somaxconn ${s.somaxconn})`;
+    const why = `min(backlog ${opts.backlog}, net.core.somaxconn ${s.somaxconn}) + 1 = ${capacity} connections complete with nobody calling accept(); the next SYN is dropped`;
+    // Not a timing: `planned` carries the count, exact, and a bound on the time it takes.
+    const planned: Expectation = { ms: capacity, toleranceMs: 0, why };
+    const record: Measurement = {};
+    probes.push({
+      label,
+      unit: "connections",
+      planned,
+      record,
+      scenario: {
+        ...scenario("tune-acceptq", label, { ms: 0, toleranceMs: 0, why }, async (ctx) => {
+          const { lab } = ctx;
+          const kodos = await lab.addHost("kodos", { sysctls });
+          const kang = await lab.addHost("kang", { sysctls });
+          await kodos.listen(PORT, { backlog: opts.backlog });
+          let completed = 0;
+          let refusedInARow = 0;
+          for (let i = 0; i < capacity + 2 && refusedInARow < 2; i++) {
+            try {
+              await kang.connect(kodos.ipv4, PORT, { timeoutMs: CONNECT_WAIT_MS });
+              completed++;
+              refusedInARow = 0;
+            } catch {
+              refusedInARow++;
+            }
+          }
+          record.measured = completed;
+          ctx.say(`${completed} connect() calls completed within ${CONNECT_WAIT_MS} ms each; nobody accepted`);
+          ctx.expectEqual("connections completed", capacity, completed, { headline: true });
+          const row = (await kodos.sockets()).find((r) => r.state === "LISTEN" && r.local.port === PORT);
+          ctx.expectEqual("accept queue length (ss Recv-Q)", capacity, row?.recvQ ?? -1);
+        }),
+        seedSays: why,
+        timeoutMs: SETUP_MS + capacity * 50 + 2 * CONNECT_WAIT_MS,
+      },
+    });
+  }
+  return probes;
+}
+
+/** Runs the probes (skipping those predicted past --max-seconds) and returns one row each, in order. */
+export async function verifyTuning(opts: VerifyOptions): Promise<VerifyRow[]> {
+  const probes = planProbes(opts);
+  const tooLong = (p: Probe) => p.unit === "ms" && p.planned.ms > opts.maxSeconds * 1000;
+  const run = probes.filter((p) => !tooLong(p));
+  const results = await runScenarios(
+    run.map((p) => p.scenario),
+    { trace: false, ...(opts.progress ? { progress: opts.progress } : {}) },
+  );
+  const byProbe = new Map<Probe, ScenarioResult>(run.map((p, i) => [p, results[i] as ScenarioResult]));
+  return probes.map((p) => rowOf(p, byProbe.get(p), opts.maxSeconds));
+}
+
+function rowOf(p: Probe, r: ScenarioResult | undefined, maxSeconds: number): VerifyRow {
+  const timing = p.unit === "ms";
+  const e = p.record.expectation ?? p.planned;
+  const measured = r && p.record.measured !== undefined ? Math.round(p.record.measured * 1000) / 1000 : null;
+  const verdict = !r ? "skip" : r.verdict === "pass" ? "pass" : "fail";
+  const reason = !r
+    ? `predicted ${humanMs(e.ms)} exceeds --max-seconds ${maxSeconds}: not run (raise --max-seconds to wait for it)`
+    : verdict === "fail"
+      ? (r.reason ?? r.verdict)
+      : undefined;
+  // The plot's fields first, then the same in the probe's own unit, then the evidence.
+  return {
+    label: p.label,
+    predictedMs: timing ? e.ms : null,
+    measuredMs: timing ? measured : null,
+    toleranceMs: timing ? e.toleranceMs : null,
+    pass: verdict !== "fail",
+    verdict,
+    unit: p.unit,
+    predicted: e.ms,
+    measured,
+    tolerance: e.toleranceMs,
+    ...(p.expectedErrno ? { expectedErrno: p.expectedErrno } : {}),
+    ...(r && p.record.observedErrno ? { observedErrno: p.record.observedErrno } : {}),
+    why: e.why,
+    ...(reason ? { reason } : {}),
+  };
+}
