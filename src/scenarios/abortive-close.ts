@@ -4,7 +4,7 @@ import { RST_REASON, readSequence, type SocketCondition, tcpPollRevents, zeroWin
 import { humanMs, tolerance } from "../model/tcp.js";
 import { POLLIN, POLLRDHUP } from "../sys/constants.js";
 import { describeOutcome, type Scenario, type ScenarioContext } from "./scenario.js";
-import { stateChanges } from "./steps.js";
+import { kangAndKodos, stateChanges } from "./steps.js";
 
 // A receive buffer small enough that the closer's send queue backs up behind a closed window.
 const SMALL_RCVBUF = 4096;
@@ -77,9 +77,7 @@ export const scenario: Scenario = {
   timeoutMs: 10_000,
   async run(ctx) {
     const { lab } = ctx;
-    const kang = await lab.addHost("kang");
-    const kodos = await lab.addHost("kodos");
-    const listener = await kodos.listen(8080);
+    const { kang, kodos, listener } = await kangAndKodos(lab);
     const accept = () => listener.acceptAsync({ timeoutMs: 2000 });
     const rtoOf = async (s: HostSocket) => Number((await s.tcpInfo()).rto) / 1000;
     const ports: Record<string, number> = {};

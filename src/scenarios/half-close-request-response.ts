@@ -3,7 +3,7 @@ import { type SocketCondition, tcpPollRevents } from "../model/close.js";
 import { TCP_TIMEWAIT_LEN_MS, tolerance } from "../model/tcp.js";
 import { POLLIN, POLLRDHUP } from "../sys/constants.js";
 import type { Scenario } from "./scenario.js";
-import { stateChanges, waitForNoRow, waitForRow } from "./steps.js";
+import { connection, kangAndKodos, stateChanges, waitForNoRow, waitForRow } from "./steps.js";
 
 const REQUESTS = ["GET /a\n", "GET /b\n", "GET /c\n"];
 // Each response is several segments long, so the answer spans many segments and reads.
@@ -27,12 +27,8 @@ export const scenario: Scenario = {
   timeoutMs: 10_000,
   async run(ctx) {
     const { lab } = ctx;
-    const kang = await lab.addHost("kang");
-    const kodos = await lab.addHost("kodos");
-    const listener = await kodos.listen(8080);
-    const client = await kang.connect(kodos.ipv4, 8080);
-    const server = await listener.acceptAsync({ timeoutMs: 2000 });
-    const { port } = await client.localAddress();
+    const { kang, kodos, listener } = await kangAndKodos(lab);
+    const { client, server, port } = await connection(kang, kodos, listener);
     const rtoMs = Number((await client.tcpInfo()).rto) / 1000;
     // Nothing here is lost, so every wait is one LAN delivery; a retransmission (one RTO) is the most it may take.
     const boundMs = rtoMs + tolerance(rtoMs);

@@ -2,7 +2,7 @@
 import { tolerance } from "../model/tcp.js";
 import { POLLIN, POLLRDHUP } from "../sys/constants.js";
 import type { Scenario } from "./scenario.js";
-import { stateChanges, waitForRow } from "./steps.js";
+import { connection, kangAndKodos, stateChanges, waitForRow } from "./steps.js";
 
 export const scenario: Scenario = {
   name: "normal-teardown",
@@ -13,12 +13,8 @@ export const scenario: Scenario = {
   timeoutMs: 10_000,
   async run(ctx) {
     const { lab } = ctx;
-    const kang = await lab.addHost("kang");
-    const kodos = await lab.addHost("kodos");
-    const listener = await kodos.listen(8080, { backlog: 1 });
-    const client = await kang.connect(kodos.ipv4, 8080);
-    await listener.acceptAsync({ timeoutMs: 2000 });
-    const { port } = await client.localAddress();
+    const { kang, kodos, listener } = await kangAndKodos(lab, { backlog: 1 });
+    const { client, port } = await connection(kang, kodos, listener);
     ctx.say("connected; both sides idle in poll");
 
     const waiting = ctx.pollNames("kang", client, POLLIN | POLLRDHUP, 5000);

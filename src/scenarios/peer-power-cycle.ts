@@ -3,7 +3,7 @@ import { tolerance } from "../model/tcp.js";
 import { POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
 import { errnoName } from "../sys/errors.js";
 import type { Scenario } from "./scenario.js";
-import { stateChanges, waitForRow } from "./steps.js";
+import { connection, kangAndKodos, stateChanges, waitForRow } from "./steps.js";
 
 const BOOT_DELAY_MS = 1000;
 // How long kang's poll watches across the cycle: the outage, the boot, and a margin after it.
@@ -24,12 +24,8 @@ export const scenario: Scenario = {
   timeoutMs: WATCH_MS + 8000,
   async run(ctx) {
     const { lab } = ctx;
-    const kang = await lab.addHost("kang");
-    const kodos = await lab.addHost("kodos");
-    const listener = await kodos.listen(8080, { backlog: 1 });
-    const client = await kang.connect(kodos.ipv4, 8080);
-    await listener.acceptAsync({ timeoutMs: 2000 });
-    const { port } = await client.localAddress();
+    const { kang, kodos, listener } = await kangAndKodos(lab, { backlog: 1 });
+    const { client, port } = await connection(kang, kodos, listener);
     ctx.observe("RTT before the fault", Number((await client.tcpInfo()).rtt) / 1000, "ms");
     ctx.say("connected; both sides idle in poll");
 

@@ -5,7 +5,7 @@ import { tolerance } from "../model/tcp.js";
 import { POLLERR, POLLIN, POLLRDHUP } from "../sys/constants.js";
 import { errnoName } from "../sys/errors.js";
 import type { Scenario, ScenarioContext } from "./scenario.js";
-import { stateChanges, waitForRow } from "./steps.js";
+import { kangAndKodos, stateChanges, waitForRow } from "./steps.js";
 
 // Requests answered while both sides run normally, before the shutdown.
 const ANSWERED = 3;
@@ -155,9 +155,7 @@ export const scenario: Scenario = {
   timeoutMs: 15_000,
   async run(ctx) {
     const { lab } = ctx;
-    const kang = await lab.addHost("kang");
-    const kodos = await lab.addHost("kodos");
-    const listener = await kodos.listen(8080);
+    const { kang, kodos, listener } = await kangAndKodos(lab);
 
     const sym = await run(ctx, listener, false);
     const asym = await run(ctx, listener, true);

@@ -1,8 +1,30 @@
 // Steps many scenarios share: bounded waits on the kernel's view, and TCP state paths from tracepoints.
 import type { SocketRow } from "../evidence/socket-table.js";
 import type { TraceEvent } from "../evidence/tracepoints.js";
-import type { Host } from "../lab/host.js";
-import type { NetnsLab } from "../lab/netns.js";
+import type { Host, HostSocket } from "../lab/host.js";
+import type { HostOptions, NetnsLab } from "../lab/netns.js";
+
+/** The seeds' cast: kang the client, kodos the server listening on 8080. */
+export async function kangAndKodos(
+  lab: NetnsLab,
+  options: { kang?: HostOptions; kodos?: HostOptions; backlog?: number } = {},
+): Promise<{ kang: Host; kodos: Host; listener: HostSocket }> {
+  const kang = await lab.addHost("kang", options.kang);
+  const kodos = await lab.addHost("kodos", options.kodos);
+  const listener = await kodos.listen(8080, options.backlog === undefined ? {} : { backlog: options.backlog });
+  return { kang, kodos, listener };
+}
+
+/** One connection from kang to kodos's listener, both ends and the client's port. */
+export async function connection(
+  kang: Host,
+  kodos: Host,
+  listener: HostSocket,
+): Promise<{ client: HostSocket; server: HostSocket; port: number }> {
+  const client = await kang.connect(kodos.ipv4, 8080);
+  const server = await listener.acceptAsync({ timeoutMs: 2000 });
+  return { client, server, port: (await client.localAddress()).port };
+}
 
 /** Looks at the host's socket table until a row matches (bounded); undefined if none did. 0 looks once. */
 export async function waitForRow(

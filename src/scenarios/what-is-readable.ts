@@ -5,7 +5,7 @@ import { tolerance } from "../model/tcp.js";
 import { POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
 import { errnoName } from "../sys/errors.js";
 import { describeOutcome, type Outcome, type Scenario, type ScenarioContext } from "./scenario.js";
-import { stateChanges } from "./steps.js";
+import { kangAndKodos, stateChanges } from "./steps.js";
 
 // How long the idle socket is polled: long enough to tell a timeout from an early wake-up.
 const IDLE_POLL_MS = 300;
@@ -87,9 +87,7 @@ export const scenario: Scenario = {
   timeoutMs: 10_000,
   async run(ctx) {
     const { lab } = ctx;
-    const kang = await lab.addHost("kang");
-    const kodos = await lab.addHost("kodos");
-    const listener = await kodos.listen(8080);
+    const { kang, kodos, listener } = await kangAndKodos(lab);
     const open = async () => {
       const reader = await kang.connect(kodos.ipv4, 8080);
       const peer = await listener.acceptAsync({ timeoutMs: 2000 });
