@@ -7,7 +7,8 @@
         "native/socket.cc",
         "native/poll.cc",
         "native/constants.cc",
-        "native/netns.cc"
+        "native/netns.cc",
+        "native/close.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

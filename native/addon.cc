@@ -32,6 +32,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsCreate", Napi::Function::New<NetnsCreate>(env, "netnsCreate"));
   exports.Set("ifFlags", Napi::Function::New<IfFlags>(env, "ifFlags"));
   exports.Set("openAt", Napi::Function::New<OpenAt>(env, "openAt"));
+  exports.Set("closeAsync", Napi::Function::New<CloseAsync>(env, "closeAsync"));
   return exports;
 }
 

@@ -35,5 +35,6 @@ Napi::Value Constants(const Napi::CallbackInfo& info);
 Napi::Value NetnsCreate(const Napi::CallbackInfo& info);
 Napi::Value IfFlags(const Napi::CallbackInfo& info);
 Napi::Value OpenAt(const Napi::CallbackInfo& info);
+Napi::Value CloseAsync(const Napi::CallbackInfo& info);
 
 }  // namespace sockprobe

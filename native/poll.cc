@@ -19,7 +19,7 @@ namespace {
 
 const char* kPollUsage = "poll(fds: Int32Array, events: Int32Array, revents: Int32Array, timeoutMs: number)";
 const char* kPollAsyncUsage =
-    "pollAsync(fds: Int32Array, events: Int32Array, revents: Int32Array, timeoutMs: number, cancelFd: number)";
+    "pollAsync(fds: Int32Array, events: Int32Array, revents: Int32Array, timeoutMs: number, cancelFd: number, doneAt?: Float64Array)";
 
 bool IsInt32Array(const Napi::Value& v) {
   return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array;
@@ -71,6 +71,10 @@ struct PollJob {
   int err = 0;
   Napi::Promise::Deferred deferred;
   Napi::Reference<Napi::Int32Array> revents;
+  // Where the time poll returned is written (CLOCK_MONOTONIC ns), when the caller asks for it: the
+  // main thread may see the result much later on a busy event loop, the kernel did not.
+  Napi::Reference<Napi::Float64Array> doneAt;
+  double doneNs = 0;
   Napi::ThreadSafeFunction tsfn;
   explicit PollJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
@@ -80,11 +84,13 @@ void Settle(Napi::Env env, Napi::Function, PollJob* job) {
     Napi::HandleScope scope(env);
     auto out = job->revents.Value();
     for (size_t i = 0; i < job->callerCount; i++) out[i] = job->fds[i].revents;
+    if (!job->doneAt.IsEmpty()) job->doneAt.Value()[0] = job->doneNs;
     bool cancelled = job->fds.size() > job->callerCount && job->fds.back().revents != 0;
     long value = job->result < 0 ? -job->err : (cancelled ? -ECANCELED : job->result);
     job->deferred.Resolve(Napi::Number::New(env, static_cast<double>(value)));
   }
   job->revents.Reset();
+  job->doneAt.Reset();
   delete job;
 }
 
@@ -115,12 +121,20 @@ Napi::Value PollAsync(const Napi::CallbackInfo& info) {
   int cancelFd = Int(info, 4);
   if (cancelFd >= 0) job->fds.push_back(pollfd{cancelFd, POLLIN, 0});
   job->revents = Napi::Persistent(info[2].As<Napi::Int32Array>());
+  if (info.Length() > 5 && info[5].IsTypedArray() &&
+      info[5].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array &&
+      info[5].As<Napi::TypedArray>().ElementLength() >= 1) {
+    job->doneAt = Napi::Persistent(info[5].As<Napi::Float64Array>());
+  }
   auto promise = job->deferred.Promise();
   // The function keeps the event loop alive while a wait is pending, like a timer would.
   job->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
                                             "sockprobe.pollAsync", 0, 1);
   std::thread([job]() {
     job->result = PollRetry(job->fds.data(), job->fds.size(), job->timeoutMs, &job->err);
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    job->doneNs = static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
     Napi::ThreadSafeFunction tsfn = job->tsfn;
     tsfn.BlockingCall(job, Settle);
     tsfn.Release();

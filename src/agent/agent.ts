@@ -121,7 +121,9 @@ export function runAgent(input: Readable, output: Writable, options: AgentOption
     };
     try {
       const args = rawArgs.map((a: Wire) => decodeValue(a, hooks));
-      const fn = (socket as unknown as Record<string, (...a: unknown[]) => unknown>)[method] as (
+      // A close may block (SO_LINGER): it runs off the agent's main thread, as in-process.
+      const call = method === "close" ? "closeAsync" : method;
+      const fn = (socket as unknown as Record<string, (...a: unknown[]) => unknown>)[call] as (
         ...a: unknown[]
       ) => unknown;
       const value = await fn.apply(socket, args);

@@ -1,9 +1,22 @@
 // What the kernel's TCP stack did, read from its own tracepoints in a private tracefs instance:
 // state changes, resets sent and received, retransmissions and socket destruction, each with a
 // CLOCK_MONOTONIC timestamp comparable to process.hrtime.bigint().
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmdirSync,
+  writeFileSync,
+} from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { BlockList, isIP } from "node:net";
+import { POLLIN } from "../sys/constants.js";
+import { poll } from "../sys/poll.js";
 
 /** The tracepoints recorded, by the name the trace file prints, with their tracefs subsystem. */
 export const TRACE_EVENTS = {
@@ -86,6 +99,9 @@ const DEFAULT_BUFFER_KB = 1024;
 let instanceCounter = 0;
 // Instances this process created and has not removed: the exit hook removes them if a run ends early.
 const openInstances = new Set<string>();
+// trace_pipe descriptors by instance: an open pipe keeps rmdir from removing its instance.
+const pipeFds = new Map<string, number>();
+const MARKER = /tracing_mark_write: sockprobe-sync-(\S+)/;
 let exitHookInstalled = false;
 
 function eventDir(instance: string, event: TraceEventName): string {
@@ -132,6 +148,11 @@ function installExitHook(): void {
   exitHookInstalled = true;
   // 'exit' handlers must be synchronous; a kill -9 skips this, which is what sweepStaleInstances is for.
   process.on("exit", () => {
+    for (const fd of pipeFds.values()) {
+      try {
+        closeSync(fd);
+      } catch {}
+    }
     for (const dir of openInstances) removeInstanceSync(dir);
   });
 }
@@ -335,7 +356,10 @@ export class Trace {
 }
 
 /** Starts recording the five TCP tracepoints in a new private instance; sweeps dead runs' instances first. */
-export async function startTrace(opts: TraceOptions = {}): Promise<Trace> {
+// Creates and arms a private instance: the common start of a Trace and of a TraceStream.
+async function armInstance(
+  opts: TraceOptions,
+): Promise<{ dir: string; filters: Partial<Record<TraceEventName, string>> }> {
   const ports = opts.ports ?? [];
   const addresses = opts.addresses ?? [];
   const bufferKb = opts.bufferKb ?? DEFAULT_BUFFER_KB;
@@ -387,10 +411,108 @@ export async function startTrace(opts: TraceOptions = {}): Promise<Trace> {
       await writeFile(`${eventDir(dir, e)}/enable`, "1");
     }
     await writeFile(`${dir}/tracing_on`, "1");
-    return new Trace(dir, filters, [...ports], [...addresses]);
+    return { dir, filters };
   } catch (e) {
     removeInstanceSync(dir);
     throw e;
+  }
+}
+
+/** Starts a trace in a private instance; the kernel keeps every event in its ring buffer until stop(). */
+export async function startTrace(opts: TraceOptions = {}): Promise<Trace> {
+  const { dir, filters } = await armInstance(opts);
+  return new Trace(dir, filters, [...(opts.ports ?? [])], [...(opts.addresses ?? [])]);
+}
+
+/** Starts a trace that is read as it goes (trace_pipe): for long runs shared by many labs. */
+export async function startTraceStream(opts: TraceOptions = {}): Promise<TraceStream> {
+  const { dir } = await armInstance(opts);
+  try {
+    return new TraceStream(dir);
+  } catch (e) {
+    removeInstanceSync(dir);
+    throw e;
+  }
+}
+
+/**
+ * A trace consumed from trace_pipe as it is written, so the buffer never fills and a snapshot costs
+ * only what is new. A snapshot writes a marker into the instance and reads until the marker comes
+ * back: every event recorded before the call is then in hand. The pipe is opened non-blocking and
+ * read in this process (no thread held, no child to outlive us).
+ */
+export class TraceStream {
+  readonly instance: string;
+  readonly #fd: number;
+  readonly #events: TraceEvent[] = [];
+  readonly #markers = new Set<string>();
+  readonly #timer: NodeJS.Timeout;
+  readonly #buf = Buffer.allocUnsafe(1 << 16);
+  #partial = "";
+  #count = 0;
+  #stopped = false;
+  /** Lines not understood: kept, never guessed at. */
+  readonly unparsed: string[] = [];
+
+  constructor(instance: string) {
+    this.instance = instance;
+    this.#fd = openSync(`${instance}/trace_pipe`, constants.O_RDONLY | constants.O_NONBLOCK);
+    pipeFds.set(instance, this.#fd);
+    // Drained now and then even when nobody asks, so a busy machine cannot overrun the buffer.
+    this.#timer = setInterval(() => this.#drain(), 100);
+    this.#timer.unref();
+  }
+
+  #drain(): void {
+    if (this.#stopped) return;
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(this.#fd, this.#buf, 0, this.#buf.length, null);
+      } catch (e) {
+        if (errCode(e) === "EAGAIN") return;
+        throw e;
+      }
+      if (n === 0) return;
+      const lines = (this.#partial + this.#buf.toString("utf8", 0, n)).split("\n");
+      this.#partial = lines.pop() ?? "";
+      for (const line of lines) {
+        const mark = MARKER.exec(line);
+        if (mark) {
+          this.#markers.add(mark[1] as string);
+          continue;
+        }
+        const parsed = parseTrace(line);
+        this.#events.push(...parsed.events);
+        this.unparsed.push(...parsed.unparsed);
+      }
+    }
+  }
+
+  /** Every event recorded before this call. */
+  async snapshot(): Promise<TraceEvent[]> {
+    if (this.#stopped) return [...this.#events];
+    this.#count += 1;
+    const marker = `${process.pid}-${this.#count}`;
+    await writeFile(`${this.instance}/trace_marker`, `sockprobe-sync-${marker}`);
+    const deadline = Date.now() + 2000;
+    for (;;) {
+      this.#drain();
+      if (this.#markers.delete(marker) || Date.now() > deadline) return [...this.#events];
+      await poll([{ fd: this.#fd, events: POLLIN }], 20);
+    }
+  }
+
+  /** Reads what is left, closes the pipe and removes the instance. */
+  async stop(): Promise<TraceEvent[]> {
+    const events = await this.snapshot();
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    closeSync(this.#fd);
+    pipeFds.delete(this.instance);
+    if (!removeInstanceSync(this.instance))
+      process.emitWarning(`sockprobe: could not remove tracing instance ${this.instance}`);
+    return events;
   }
 }
 

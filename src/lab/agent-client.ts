@@ -164,6 +164,7 @@ const RENDER: Readonly<Record<SocketMethod, Rendering>> = {
   pollNow: { call: "poll", args: ([ev]) => [eventText(ev), "0"], result: pollText },
   setNonBlocking: { call: "fcntl", args: ([on]) => [on ? "O_NONBLOCK" : "~O_NONBLOCK"], result: zero },
   close: { call: "close", args: none, result: zero },
+  closeAsync: { call: "close", args: none, result: zero },
 };
 
 function bounded<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {

@@ -22,7 +22,9 @@ class LocalHostSocket {
 for (const method of SOCKET_METHODS) {
   Object.defineProperty(LocalHostSocket.prototype, method, {
     value: async function (this: LocalHostSocket, ...args: unknown[]) {
-      const value = await (this.socket[method] as (...a: unknown[]) => unknown)(...args);
+      // A host's close is a program's close: it may block (SO_LINGER), so it never runs on our main thread.
+      const call = method === "close" ? "closeAsync" : method;
+      const value = await (this.socket[call] as (...a: unknown[]) => unknown)(...args);
       if (value === this.socket) return this;
       if (
         value !== null &&

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { type Capture, type Packet, readPcap, startCapture } from "../evidence/capture.js";
 import { socketTable } from "../evidence/socket-table.js";
-import { startTrace, type Trace, type TraceEvent, tracefsStatus } from "../evidence/tracepoints.js";
+import { startTraceStream, type TraceEvent, type TraceStream, tracefsStatus } from "../evidence/tracepoints.js";
 import { Netns, Socket } from "../sys/socket.js";
 import { Transcript } from "../sys/transcript.js";
 import {
@@ -55,6 +55,13 @@ export interface HostOptions {
   readonly switch?: string;
   /** `net.*` sysctls, applied before its link comes up and again after every power cycle. */
   readonly sysctls?: Readonly<Record<string, string | number>>;
+  /**
+   * Overrides the lab's control for this host. "agent" gives the host a process of its own, which
+   * matters where the kernel looks at the process: an in-process socket shares our descriptor table
+   * with every program the lab forks, so a close() racing a fork is finished by the child's exec,
+   * and a lingering close (SO_LINGER) then does not block the caller.
+   */
+  readonly control?: "in-process" | "agent";
 }
 
 // Lab plumbing, not the scenario's choice: addresses usable at once, no router solicitations.
@@ -68,25 +75,19 @@ const BASE_SYSCTLS: Readonly<Record<string, string>> = {
 const LAB_NAME = /^[a-z][a-z0-9-]{0,14}$/;
 
 /**
- * One tracing instance for every lab of this process. Tracepoints see the whole machine and carry no
- * namespace, so each lab filters by its own addresses anyway; one buffer, sized for all of them,
- * replaces a buffer per lab that a busy neighbour could overrun. Reads are serialized because each
- * one toggles the instance's `fields` option.
+ * One tracing instance for every lab of this process, read as it goes. Tracepoints see the whole
+ * machine and carry no namespace, so each lab filters by its own addresses anyway; one stream that
+ * consumes the buffer replaces a buffer per lab that a busy neighbour could overrun, and a snapshot
+ * costs only the events that are new.
  */
 const sharedTrace = (() => {
-  let trace: Trace | undefined;
-  let starting: Promise<Trace> | undefined;
+  let stream: TraceStream | undefined;
+  let starting: Promise<TraceStream> | undefined;
   let users = 0;
-  let chain: Promise<unknown> = Promise.resolve();
-  const serial = <T>(f: () => Promise<T>): Promise<T> => {
-    const p = chain.then(f);
-    chain = p.catch(() => {});
-    return p;
-  };
   return {
     async acquire(): Promise<void> {
       users++;
-      starting ??= startTrace({ bufferKb: 16 * 1024 }).then((t) => (trace = t));
+      starting ??= startTraceStream({ bufferKb: 4096 }).then((t) => (stream = t));
       try {
         await starting;
       } catch (e) {
@@ -95,18 +96,16 @@ const sharedTrace = (() => {
         throw e;
       }
     },
-    snapshot(): Promise<TraceEvent[]> {
-      return serial(async () => (trace && !trace.stopped ? trace.snapshot() : []));
+    async snapshot(): Promise<TraceEvent[]> {
+      return stream ? stream.snapshot() : [];
     },
-    release(): Promise<void> {
-      return serial(async () => {
-        users--;
-        if (users > 0 || !trace) return;
-        const t = trace;
-        trace = undefined;
-        starting = undefined;
-        await t.stop();
-      });
+    async release(): Promise<void> {
+      users--;
+      if (users > 0 || !stream) return;
+      const t = stream;
+      stream = undefined;
+      starting = undefined;
+      await t.stop();
     },
   };
 })();
@@ -197,6 +196,7 @@ class NetnsHost implements Host {
     readonly switchIndex: number,
     readonly plan: InterfacePlan,
     readonly desiredSysctls: Readonly<Record<string, string | number>>,
+    readonly control?: "in-process" | "agent",
   ) {}
 
   get ipv4(): string {
@@ -302,8 +302,9 @@ class NetnsHost implements Host {
       await this.setSysctls(Object.fromEntries(wanted.filter(([k]) => !perLink(k))));
       await this.lab.plug(this);
       await this.setSysctls(Object.fromEntries(wanted.filter(([k]) => perLink(k))));
-      if (this.lab.control === "agent")
+      if ((this.control ?? this.lab.control) === "agent") {
         this.gen.agent = await AgentClient.spawn(ns.path, this.name, this.lab.transcript);
+      }
     } catch (e) {
       this.gen.agent?.kill();
       ns.close();
@@ -339,6 +340,12 @@ class NetnsHost implements Host {
   }
 }
 
+// Labs not yet closed, released on process exit by one hook however many there are.
+const openLabs = new Set<{ releaseSync(): void }>();
+function releaseOpenLabs(): void {
+  for (const lab of [...openLabs]) lab.releaseSync();
+}
+
 /** A lab of network namespaces on virtual switches, with faults and evidence. */
 export class NetnsLab {
   readonly transcript: Transcript;
@@ -360,7 +367,6 @@ export class NetnsLab {
   #captureDir: string | undefined;
   readonly #captures: Capture[] = [];
   #trace: { fromNs: bigint; addresses: Set<string> } | undefined;
-  readonly #exitHook = () => this.#releaseSync();
 
   private constructor(
     name: string,
@@ -377,7 +383,8 @@ export class NetnsLab {
     this.#switchNs = switchNs;
     this.#switches = switches;
     this.transcript = transcript;
-    process.once("exit", this.#exitHook);
+    openLabs.add(this);
+    if (openLabs.size === 1) process.once("exit", releaseOpenLabs);
   }
 
   /** Builds the switch namespace and its bridges. */
@@ -454,7 +461,15 @@ export class NetnsLab {
     const onSwitch = [...this.#hosts.values()].filter((h) => h.switchIndex === sw).length;
     if (onSwitch >= MAX_HOSTS_PER_SWITCH)
       throw new RangeError(`switch ${this.#switches[sw]} is full (${MAX_HOSTS_PER_SWITCH} hosts)`);
-    const host = new NetnsHost(this, name, this.#nextIndex++, sw, this.plan.iface(sw, onSwitch), options.sysctls ?? {});
+    const host = new NetnsHost(
+      this,
+      name,
+      this.#nextIndex++,
+      sw,
+      this.plan.iface(sw, onSwitch),
+      options.sysctls ?? {},
+      options.control,
+    );
     this.#hosts.set(name, host);
     try {
       await host.boot();
@@ -909,15 +924,16 @@ export class NetnsLab {
     const exits = [...this.#hosts.values()].flatMap((h) =>
       h.gen ? [...[...h.gen.processes].map((p) => p.exited), ...(h.gen.agent ? [h.gen.agent.exited] : [])] : [],
     );
-    this.#releaseSync();
+    this.releaseSync();
     await Promise.all(exits);
   }
 
-  // Everything that must go even on process exit, synchronously.
-  #releaseSync(): void {
+  /** Everything that must go even on process exit, synchronously: programs, sockets, namespaces. */
+  releaseSync(): void {
     if (this.#closed) return;
     this.#closed = true;
-    process.removeListener("exit", this.#exitHook);
+    openLabs.delete(this);
+    if (openLabs.size === 0) process.removeListener("exit", releaseOpenLabs);
     for (const h of this.#hosts.values()) if (h.state !== "off") h.destroy();
     this.#switchNs.close();
     this.#lease.release();

@@ -247,8 +247,17 @@ export class ScenarioContext {
     };
   }
 
-  /** Polls a socket and records the revents names; the wait is bounded. */
+  /**
+   * Polls a socket and records the revents names; the wait is bounded. The outcome's time is when
+   * poll returned on its waiting thread, so a busy event loop does not delay what the kernel did.
+   */
   async pollNames(host: string, sock: HostSocket, events: number, timeoutMs: number): Promise<Outcome<string[]>> {
-    return this.attempt(host, "poll", async () => (await sock.poll(events, timeoutMs)).outcomes[0]?.names ?? []);
+    let doneNs: number | undefined;
+    const o = await this.attempt(host, "poll", async () => {
+      const r = await sock.poll(events, timeoutMs);
+      doneNs = r.doneNs;
+      return r.outcomes[0]?.names ?? [];
+    });
+    return doneNs === undefined ? o : { ...o, atUs: Math.min(o.atUs, this.lab.transcript.usAt(doneNs)) };
   }
 }

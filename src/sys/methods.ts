@@ -29,6 +29,7 @@ export const SOCKET_METHODS = [
   "pollNow",
   "setNonBlocking",
   "close",
+  "closeAsync",
 ] as const;
 
 /** One of the methods above. */

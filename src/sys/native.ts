@@ -38,12 +38,14 @@ export interface SockprobeNative {
   ioctlInt(fd: number, request: number, out: Int32Array): number;
   setNonBlocking(fd: number, on: number): number;
   poll(fds: Int32Array, events: Int32Array, revents: Int32Array, timeoutMs: number): number;
+  /** doneAt[0] receives the CLOCK_MONOTONIC ns at which poll returned on its thread. */
   pollAsync(
     fds: Int32Array,
     events: Int32Array,
     revents: Int32Array,
     timeoutMs: number,
     cancelFd: number,
+    doneAt?: Float64Array,
   ): Promise<number>;
   eventfd(): number;
   eventfdSignal(fd: number): number;
@@ -52,6 +54,8 @@ export interface SockprobeNative {
   netnsCreate(): number;
   ifFlags(fd: number, ifname: string, set: number): number;
   openAt(nsFd: number, path: string, flags: number): number;
+  /** close(2) on a thread with signals blocked; resolves to 0 or -errno. */
+  closeAsync(fd: number): Promise<number>;
 }
 
 // Works from src/ (tsx) and from dist/ (compiled): both sit two levels below the package root.

@@ -22,6 +22,11 @@ export interface PollResult {
   readonly ready: number;
   readonly outcomes: PollOutcome[];
   readonly timedOut: boolean;
+  /**
+   * When poll returned, CLOCK_MONOTONIC ns (process.hrtime's clock): for a wait, taken on the waiting
+   * thread, so a busy event loop that sees the result later does not make the kernel look slow.
+   */
+  readonly doneNs: number;
 }
 
 /** Options of an awaitable poll. */
@@ -45,16 +50,16 @@ function arrays(requests: readonly PollRequest[]) {
   return { fds, events, revents: new Int32Array(requests.length) };
 }
 
-function result(fds: Int32Array, revents: Int32Array, ready: number): PollResult {
+function result(fds: Int32Array, revents: Int32Array, ready: number, doneNs: number): PollResult {
   const outcomes = Array.from(fds, (fd, i) => ({ fd, revents: revents[i] ?? 0, names: pollNames(revents[i] ?? 0) }));
-  return { ready, outcomes, timedOut: ready === 0 };
+  return { ready, outcomes, timedOut: ready === 0, doneNs };
 }
 
 /** poll(2) in place. Meant for a zero or very short timeout: it holds the main thread while it waits. */
 export function pollNow(requests: readonly PollRequest[], timeoutMs = 0, io: SockprobeNative = native): PollResult {
   const { fds, events, revents } = arrays(requests);
   const ready = check(io.poll(fds, events, revents, timeoutMs), "poll");
-  return result(fds, revents, ready);
+  return result(fds, revents, ready, Number(process.hrtime.bigint()));
 }
 
 /** poll(2) with a timeout (-1 waits for ever), awaited without blocking the event loop. */
@@ -78,9 +83,10 @@ export async function poll(
   const onAbort = () => io.eventfdSignal(wake);
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    const ready = await io.pollAsync(fds, events, revents, timeoutMs, wake);
+    const doneAt = new Float64Array(1);
+    const ready = await io.pollAsync(fds, events, revents, timeoutMs, wake, doneAt);
     if (ready < 0) throw new SysError(ready, "poll", { cause: options.signal?.reason });
-    return result(fds, revents, ready);
+    return result(fds, revents, ready, doneAt[0] || Number(process.hrtime.bigint()));
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
     pending.delete(wake);

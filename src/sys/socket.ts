@@ -182,6 +182,8 @@ export class Socket {
   readonly transcript: Transcript | undefined;
   #closed = false;
   #waits: Set<AbortController> | undefined;
+  // SO_LINGER {1, N > 0} as last set here: the one case where close() can block.
+  #lingers = false;
   readonly #io: SockprobeNative;
 
   /** Wraps an fd this process already owns (from accept). `io` is replaceable so tests can script errno sequences. */
@@ -234,8 +236,9 @@ export class Socket {
     args: readonly string[],
     ret: number,
     rendered: string,
+    endUs: number = transcript.nowUs(),
   ): void {
-    const durationUs = transcript.nowUs() - t0;
+    const durationUs = endUs - t0;
     if (ret < 0) {
       transcript.record({ atUs: t0, host, call, args, error: errnoName(ret), errno: ret, durationUs });
     } else {
@@ -243,7 +246,6 @@ export class Socket {
     }
   }
 
-  // Runs one native call, records it when a transcript is attached, and throws its errno.
   // Runs one native call, records it when a transcript is attached, and throws its errno unless it is
   // the one `tolerate` names (returned as is). After close the number may already name another
   // descriptor, so the call is refused with EBADF.
@@ -514,6 +516,7 @@ export class Socket {
       () => ["SO_LINGER", `{${on}, ${linger}}`],
       () => this.#io.setsockoptLinger(this.fd, on, linger),
     );
+    this.#lingers = on !== 0 && linger > 0;
   }
 
   getLinger(): { onoff: number; linger: number } {
@@ -593,6 +596,8 @@ export class Socket {
       const r = await poll([{ fd: this.fd, events }], timeoutMs, { signal: controller.signal, io: this.#io });
       if (this.transcript) {
         const names = r.outcomes[0]?.names ?? [];
+        // The entry ends when poll returned on its thread, not when this loop got around to it.
+        const endUs = this.transcript.usAt(r.doneNs);
         Socket.#record(
           this.transcript,
           this.host,
@@ -601,6 +606,7 @@ export class Socket {
           [String(this.fd), eventText(events), String(timeoutMs)],
           r.ready,
           `${r.ready} [${names.join("|")}]`,
+          Math.max(t0, endUs),
         );
       }
       return r;
@@ -649,6 +655,23 @@ export class Socket {
       (r) => `${r} [${C.pollNames(r > 0 ? (p.revents[0] ?? 0) : 0).join("|")}]`,
     );
     return ready > 0;
+  }
+
+  /**
+   * close(2) off the main thread, for a close that may block: with SO_LINGER {1, N} the kernel holds
+   * close until the data is acknowledged or N s pass, and a signal arriving meanwhile would cut that
+   * short, so such a close runs on a thread with signals blocked. Pending waits are woken first.
+   */
+  async closeAsync(): Promise<void> {
+    // Only a lingering close can block; any other is made here, at once, as close() makes it.
+    if (!this.#lingers) return this.close();
+    if (this.#closed) throw new SysError(-errnoNumber("EBADF"), "close");
+    for (const w of this.#waits ?? []) w.abort(new Error("socket closed"));
+    this.#closed = true;
+    const t0 = this.transcript?.nowUs() ?? 0;
+    const ret = await this.#io.closeAsync(this.fd);
+    if (this.transcript) Socket.#record(this.transcript, this.host, t0, "close", [String(this.fd)], ret, String(ret));
+    check(ret, "close");
   }
 
   /** close(2). Pending waits on this socket are woken first (they reject with ECANCELED). */

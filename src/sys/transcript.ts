@@ -34,6 +34,11 @@ export class Transcript {
     return (performance.now() - this.#originMs) * 1000;
   }
 
+  /** A CLOCK_MONOTONIC time in ns (process.hrtime's clock, as PollResult.doneNs) in µs on this transcript's clock. */
+  usAt(monotonicNs: number): number {
+    return (monotonicNs - Number(this.#originNs)) / 1000;
+  }
+
   /** The origin on the process's monotonic clock (CLOCK_MONOTONIC ns), so other evidence can share it. */
   get originNs(): bigint {
     return this.#originNs;

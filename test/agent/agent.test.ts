@@ -324,7 +324,7 @@ t.test("two agents in one namespace, talking TCP over its loopback", BOUND, asyn
     kodos.call(s, "destroy"),
     {
       name: "TypeError",
-      message: /^"destroy" is not a socket call a host offers; use one of bind, listen, accept, .*, close$/,
+      message: /^"destroy" is not a socket call a host offers; use one of bind, listen, accept, .*, close, closeAsync$/,
     },
     "an unknown method is refused, naming it and the allowed ones",
   );
