@@ -36,11 +36,7 @@ async function afterReset(
   boundMs: number,
 ): Promise<number> {
   const c: SocketCondition = { queued, finReceived: false, resetReceived: true, errorPending: true };
-  const woke = await ctx.attempt(
-    "kang",
-    `${when}: poll(POLLIN|POLLRDHUP)`,
-    async () => (await peer.poll(POLLIN | POLLRDHUP, boundMs)).outcomes[0]?.names ?? [],
-  );
+  const woke = await ctx.pollNames("kang", peer, POLLIN | POLLRDHUP, boundMs, `${when}: poll(POLLIN|POLLRDHUP)`);
   ctx.expectOk(woke, tcpPollRevents(c, POLLIN | POLLRDHUP).join("|"), { headline: true });
   ctx.expectTime(
     `${when}: kang woken after kodos's close`,
@@ -134,6 +130,13 @@ export const scenario: Scenario = {
 
     // 2. SO_LINGER {1, 0} with a segment sent but not acknowledged: it was dropped by a partition.
     {
+      // Nothing may resend the dropped segment between the heal and the close, however slow the
+      // heal: no tail loss probe (tcp_early_retrans=0), and an RTO of at least 3 s toward kang
+      // (rto_min on kang's route, which ip locks).
+      await kodos.setSysctls({ "net.ipv4.tcp_early_retrans": 0 });
+      const route = kodos.spawn(["ip", "route", "replace", `${kang.ipv4}/32`, "dev", "eth0", "rto_min", "3s"]);
+      const routed = await route.exited;
+      ctx.expectEqual("in flight: kodos's route to kang with rto_min 3 s", 0, routed.code ?? -1);
       const peer = await kang.connect(kodos.ipv4, 8080);
       const closer = await accept();
       ports.inflight = (await peer.localAddress()).port;
@@ -155,9 +158,8 @@ export const scenario: Scenario = {
         IN_FLIGHT,
         unacked - notSent,
       );
-      // Healed before the close, so the RST and what follows it get through; the dropped segment
-      // would be retransmitted only by its loss probe (2·srtt + 200 ms with one segment in flight),
-      // and the close comes right after the heal, before that.
+      // Healed before the close, so the RST and what follows it get through; the dropped segment is
+      // not resent before the close (no loss probe, RTO of 3 s).
       await lab.heal();
       await closer.setLinger(1, 0);
       const closedAt = ctx.now();

@@ -44,8 +44,7 @@ export const scenario: Scenario = {
     const kang = await lab.addHost("kang");
     const kodos = await lab.addHost("kodos", { sysctls: { "net.ipv4.tcp_fin_timeout": FIN_TIMEOUT_S } });
     const listener = await kodos.listen(8080);
-    const pollOn = (sock: HostSocket, call: string, events: number) =>
-      ctx.attempt("kang", call, async () => (await sock.poll(events, 2000)).outcomes[0]?.names ?? []);
+    const pollOn = (sock: HostSocket, call: string, events: number) => ctx.pollNames("kang", sock, events, 2000, call);
     const orphans: Orphan[] = [];
     for (const linger2S of [undefined, LINGER2_SHORT_S, LINGER2_LONG_S]) {
       const client = await kang.connect(kodos.ipv4, 8080);

@@ -28,10 +28,7 @@ async function enableKeepalive(sock: HostSocket): Promise<void> {
 // Waits (bounded) for the connection's death, samples its keepalive probes meanwhile, then reads the error.
 async function awaitDeath(ctx: ScenarioContext, label: string, sock: HostSocket, boundMs: number) {
   const { address, port } = await sock.localAddress();
-  const woke = ctx.attempt("kang", `poll (${label})`, async () => {
-    const r = await sock.poll(POLLIN | POLLRDHUP, boundMs);
-    return r.outcomes[0]?.names ?? [];
-  });
+  const woke = ctx.pollNames("kang", sock, POLLIN | POLLRDHUP, boundMs, `poll (${label})`);
   const samples = await ctx.lab.sampleTcpInfo(sock, { intervalMs: 50, until: woke });
   const w = await woke;
   const read = await ctx.attempt("kang", `read (${label})`, () => sock.read(1024));

@@ -30,7 +30,7 @@ export const scenario: Scenario = {
     ctx.say("connected; both sides idle in poll");
 
     const poll = (call: string, events: number, timeoutMs: number) =>
-      ctx.attempt("kang", call, async () => (await client.poll(events, timeoutMs)).outcomes[0]?.names ?? []);
+      ctx.pollNames("kang", client, events, timeoutMs, call);
     const watching = poll("poll (across the reboot)", POLLIN | POLLRDHUP, WATCH_MS);
     // The same MAC comes back (a real NIC keeps its address), so kang's ARP entry stays valid.
     await lab.powerCycle(kodos, { bootDelayMs: BOOT_DELAY_MS });

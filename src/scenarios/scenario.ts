@@ -251,9 +251,15 @@ export class ScenarioContext {
    * Polls a socket and records the revents names; the wait is bounded. The outcome's time is when
    * poll returned on its waiting thread, so a busy event loop does not delay what the kernel did.
    */
-  async pollNames(host: string, sock: HostSocket, events: number, timeoutMs: number): Promise<Outcome<string[]>> {
+  async pollNames(
+    host: string,
+    sock: HostSocket,
+    events: number,
+    timeoutMs: number,
+    call = "poll",
+  ): Promise<Outcome<string[]>> {
     let doneNs: number | undefined;
-    const o = await this.attempt(host, "poll", async () => {
+    const o = await this.attempt(host, call, async () => {
       const r = await sock.poll(events, timeoutMs);
       doneNs = r.doneNs;
       return r.outcomes[0]?.names ?? [];

@@ -79,10 +79,13 @@ export const scenario: Scenario = {
     ctx.expectOk(sent, 6);
 
     // The outage lasts until the doomed connection has died: the replug waits on that, not on a clock.
-    const died = await ctx.attempt("kang", "poll (user timeout)", async () => {
-      const r = await doomed.poll(POLLIN | POLLRDHUP, doomedModel.deathMs + 3000);
-      return r.outcomes[0]?.names ?? [];
-    });
+    const died = await ctx.pollNames(
+      "kang",
+      doomed,
+      POLLIN | POLLRDHUP,
+      doomedModel.deathMs + 3000,
+      "poll (user timeout)",
+    );
     ctx.expectErrno(await ctx.attempt("kang", "read (user timeout)", () => doomed.read(1024)), "ETIMEDOUT", {
       headline: true,
     });

@@ -104,11 +104,7 @@ export const scenario: Scenario = {
       const { reader } = await open();
       ctx.say("open and idle: kang polls for reading");
       const t0 = ctx.now();
-      const o = await ctx.attempt(
-        "kang",
-        "idle: poll(POLLIN|POLLRDHUP)",
-        async () => (await reader.poll(READ, IDLE_POLL_MS)).outcomes[0]?.names ?? [],
-      );
+      const o = await ctx.pollNames("kang", reader, READ, IDLE_POLL_MS, "idle: poll(POLLIN|POLLRDHUP)");
       const idle: SocketCondition = { queued: 0, finReceived: false, resetReceived: false, errorPending: false };
       ctx.expectOk(o, shown(tcpPollRevents(idle, READ)), { headline: true });
       ctx.expectTime(
