@@ -28,10 +28,11 @@ usage:
                         run one scenario and tell its story: the question, what the
                         seed says, what this kernel did, the system calls of every
                         host on one clock, the packets and the TCP states
-  sockprobe report FILE.json --html OUT.html
+  sockprobe report FILE.json --html OUT.html [--tune TUNE.json]
                         one self-contained page: the summary, a ladder diagram of every
                         scenario (hosts, syscalls, packets, states, faults on one clock)
-                        and predicted against measured times
+                        and predicted against measured times (with --tune, also the rows
+                        of sockprobe tune --verify --json TUNE.json)
   sockprobe diff BASE.json NEW.json
                         list every behavior that changed between two reports (a verdict,
                         an errno, revents, a count, a timing outside its tolerance, a

@@ -1,7 +1,7 @@
 // `sockprobe report FILE.json --html OUT.html`: one self-contained page that makes a run visible at
 // a glance: a summary, then per scenario its question, checks and ladder diagram, and a plot of
 // predicted against measured times. Inline CSS and SVG only, and a policy that forbids any request.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { Report, ReportScenario } from "../runner/report.js";
 import { formatEntry } from "../sys/transcript.js";
@@ -287,7 +287,7 @@ export interface ReportIo {
   readonly stdout?: (text: string) => void;
 }
 
-const USAGE = "usage: sockprobe report FILE.json --html OUT.html";
+const USAGE = "usage: sockprobe report FILE.json --html OUT.html [--tune TUNE.json]";
 
 /** `sockprobe report FILE.json --html OUT.html`: 0 when the page is written, 2 with one line on stderr otherwise. */
 export async function reportCommand(args: string[], io: ReportIo = {}): Promise<number> {
@@ -297,10 +297,14 @@ export async function reportCommand(args: string[], io: ReportIo = {}): Promise<
     stderr(`sockprobe report: ${oneLine(message)}\n`);
     return 2;
   };
-  let values: { html?: string | undefined };
+  let values: { html?: string | undefined; tune?: string | undefined };
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args, allowPositionals: true, options: { html: { type: "string" } } }));
+    ({ values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { html: { type: "string" }, tune: { type: "string" } },
+    }));
   } catch (e) {
     return fail(`${(e as Error).message} (${USAGE})`);
   }
@@ -317,9 +321,24 @@ export async function reportCommand(args: string[], io: ReportIo = {}): Promise<
     if (e instanceof ReportError) return fail(e.message);
     throw e;
   }
+  // Rows of `sockprobe tune --verify --json FILE`, plotted beside the scenarios' own timings.
+  let tune: PredictedVsMeasured[] | undefined;
+  if (values.tune !== undefined) {
+    try {
+      const rows = JSON.parse(readFileSync(values.tune, "utf8")) as unknown;
+      if (!Array.isArray(rows) || !rows.every((r) => typeof r === "object" && r !== null && "label" in r)) {
+        return fail(
+          `${values.tune} is not what \`sockprobe tune --verify --json FILE\` writes (an array of rows with a label)`,
+        );
+      }
+      tune = rows as PredictedVsMeasured[];
+    } catch (e) {
+      return fail(`cannot read ${values.tune}: ${(e as Error).message}`);
+    }
+  }
   let html: string;
   try {
-    html = renderHtml(report);
+    html = renderHtml(report, tune ? { predictedVsMeasured: tune } : {});
   } catch (e) {
     return fail(`${file} could not be drawn (a field has an unexpected shape?): ${(e as Error).message}`);
   }

@@ -239,6 +239,18 @@ t.test("reportCommand: usage and file errors are one line and exit 2", async (t)
   t.equal(ok.code, 0);
   t.equal(ok.err, "");
   t.match(readFileSync(out, "utf8"), /^<!doctype html>/);
+  // Rows of `tune --verify --json` join the plot.
+  const tuneRows = write(
+    "tune.json",
+    JSON.stringify([
+      { label: "keepalive death (1 s + 1 s × 3)", predictedMs: 4064, measuredMs: 4110, toleranceMs: 354, pass: true },
+    ]),
+  );
+  t.equal((await run([valid, "--html", out, "--tune", tuneRows])).code, 0);
+  t.match(readFileSync(out, "utf8"), /keepalive death \(1 s \+ 1 s × 3\)/);
+  const badTune = await run([valid, "--html", out, "--tune", write("bad-tune.json", '{"rows":1}')]);
+  t.equal(badTune.code, 2);
+  t.match(badTune.err, /is not what `sockprobe tune --verify --json FILE` writes/);
 });
 
 // ---------------------------------------------------------------- real runs in a real browser
