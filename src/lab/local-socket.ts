@@ -6,7 +6,7 @@ import { type HostSocket, SOCKET_METHODS } from "./host.js";
 class LocalHostSocket {
   constructor(
     readonly socket: Socket,
-    readonly onSocket: (s: Socket) => void,
+    readonly track: SocketTracker,
   ) {}
   get host(): string {
     return this.socket.host;
@@ -17,29 +17,45 @@ class LocalHostSocket {
   get family(): "IPv4" | "IPv6" {
     return this.socket.family;
   }
+  // What a call returned, as a host gives it: this wrapper for the socket itself, a new one for an accepted socket.
+  lift(value: unknown): unknown {
+    if (value === this.socket) return this;
+    if (
+      value !== null &&
+      typeof value === "object" &&
+      Object.getPrototypeOf(value) === Object.getPrototypeOf(this.socket)
+    ) {
+      return localHostSocket(value as Socket, this.track);
+    }
+    return value;
+  }
 }
 
 for (const method of SOCKET_METHODS) {
+  // A host's close is a program's close: it may block (SO_LINGER), so it never runs on our main thread.
+  const call = method === "close" ? "closeAsync" : method;
   Object.defineProperty(LocalHostSocket.prototype, method, {
-    value: async function (this: LocalHostSocket, ...args: unknown[]) {
-      // A host's close is a program's close: it may block (SO_LINGER), so it never runs on our main thread.
-      const call = method === "close" ? "closeAsync" : method;
-      const value = await (this.socket[call] as (...a: unknown[]) => unknown)(...args);
-      if (value === this.socket) return this;
-      if (
-        value !== null &&
-        typeof value === "object" &&
-        Object.getPrototypeOf(value) === Object.getPrototypeOf(this.socket)
-      ) {
-        return localHostSocket(value as Socket, this.onSocket);
+    // Not an async function: a call that answers at once costs one resolved promise, not two.
+    value(this: LocalHostSocket, ...args: unknown[]): Promise<unknown> {
+      try {
+        const value = (this.socket[call] as (...a: unknown[]) => unknown)(...args);
+        if (call === "closeAsync") this.track.delete(this.socket);
+        return value instanceof Promise ? value.then((v) => this.lift(v)) : Promise.resolve(this.lift(value));
+      } catch (e) {
+        return Promise.reject(e);
       }
-      return value;
     },
   });
 }
 
-/** Wraps an in-process Socket; sockets it returns (accept) are wrapped too. `onSocket` sees each one. */
-export function localHostSocket(socket: Socket, onSocket: (s: Socket) => void = () => {}): HostSocket {
-  onSocket(socket);
-  return new LocalHostSocket(socket, onSocket) as unknown as HostSocket;
+/** Where a host keeps the sockets it has open, so a power off can close them. */
+export interface SocketTracker {
+  add(s: Socket): void;
+  delete(s: Socket): void;
+}
+
+/** Wraps an in-process Socket; sockets it returns (accept) are wrapped and tracked too. */
+export function localHostSocket(socket: Socket, track: SocketTracker = { add() {}, delete() {} }): HostSocket {
+  track.add(socket);
+  return new LocalHostSocket(socket, track) as unknown as HostSocket;
 }

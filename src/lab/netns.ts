@@ -234,7 +234,7 @@ class NetnsHost implements Host {
       host: this.name,
       transcript: this.lab.transcript,
     });
-    return localHostSocket(s, (x) => gen.sockets.add(x));
+    return localHostSocket(s, gen.sockets);
   }
 
   async listen(port = 0, options: { backlog?: number; family?: "IPv4" | "IPv6" } = {}): Promise<HostSocket> {
