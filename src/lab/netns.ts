@@ -319,7 +319,7 @@ class NetnsHost implements Host {
     if (!gen) return;
     for (const p of gen.processes) p.kill("SIGKILL");
     gen.agent?.kill();
-    for (const s of gen.sockets) if (!s.closed) s.close();
+    for (const s of gen.sockets) s.discard();
     gen.sockets.clear();
     gen.ns.close();
     this.state = "off";

@@ -680,6 +680,18 @@ export class Socket {
     check(ret, "close");
   }
 
+  /**
+   * Lets go of the socket for a power loss: no call of the application's, so nothing is recorded. The
+   * kernel still closes it (a FIN into a namespace whose links are already gone, so nothing leaves);
+   * an abortive close would instead show a RST in the trace that no wire ever carried.
+   */
+  discard(): void {
+    if (this.#closed) return;
+    for (const w of this.#waits ?? []) w.abort(new Error("socket discarded"));
+    this.#closed = true;
+    this.#io.close(this.fd);
+  }
+
   /** close(2). Pending waits on this socket are woken first (they reject with ECANCELED). */
   close(): void {
     this.#call(
