@@ -465,11 +465,12 @@ export class Socket {
     if (name === "IP_RECVERR")
       return this.family === "IPv6" ? [C.IPPROTO_IPV6, C.IPV6_RECVERR] : [C.IPPROTO_IP, C.IP_RECVERR];
     const opt = INT_OPTIONS[name];
-    usage(
-      opt !== undefined,
-      () =>
+    // Checked inline: even an unused closure per call shows against Python's getsockopt.
+    if (opt === undefined) {
+      throw new TypeError(
         `unknown socket option ${JSON.stringify(name)}; use one of ${[...Object.keys(INT_OPTIONS), "IP_RECVERR"].join(", ")}, or setLinger/getLinger`,
-    );
+      );
+    }
     return opt;
   }
 
