@@ -20,7 +20,7 @@ Napi::Value Recv(const Napi::CallbackInfo& info);
 Napi::Value Send(const Napi::CallbackInfo& info);
 Napi::Value Shutdown(const Napi::CallbackInfo& info);
 Napi::Value SetSockOptInt(const Napi::CallbackInfo& info);
-Napi::Value GetSockOptInt(const Napi::CallbackInfo& info);
+napi_value GetSockOptIntRaw(napi_env env, napi_callback_info cbinfo);
 Napi::Value SetSockOptLinger(const Napi::CallbackInfo& info);
 Napi::Value GetSockOptLinger(const Napi::CallbackInfo& info);
 Napi::Value GetSockOptBytes(const Napi::CallbackInfo& info);
