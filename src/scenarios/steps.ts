@@ -108,7 +108,9 @@ export async function stateChanges(lab: NetnsLab): Promise<StateChanges> {
       const start = from ? list.findIndex((e) => e.oldstate === from) : 0;
       if (start < 0) return "";
       const slice = list.slice(start);
-      return [slice[0]?.oldstate, ...slice.map((e) => e.newstate)].filter(Boolean).join(">");
+      // A state entered again (the kernel traces tcp_set_state even when it does not change) is not a step.
+      const states = [slice[0]?.oldstate, ...slice.map((e) => e.newstate)].filter(Boolean);
+      return states.filter((st, i) => i === 0 || st !== states[i - 1]).join(">");
     },
     enteredAt(address, port, state, peerPort) {
       return mine(address, port, peerPort).find((e) => e.newstate === state)?.atUs;
