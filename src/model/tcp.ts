@@ -189,20 +189,8 @@ export function acceptQueueCapacity(backlog: number, somaxconn: number): number 
   return Math.min(Math.max(backlog, 0), somaxconn) + 1;
 }
 
-/** How connect() to a host that never answers ends. */
-export interface SynGiveUp {
-  /** ms from the first SYN to ETIMEDOUT. */
-  readonly deathMs: number;
-  /** SYN retransmissions before the error. */
-  readonly retransmissions: number;
-  /** tcp_model_timeout(syn_retries) with a 1 s base: the elapsed time the kernel compares against. */
-  readonly limitMs: number;
-  /** Every SYN retransmission and the fatal timer, in ms from the first SYN. */
-  readonly schedule: readonly number[];
-  /** The timer durations that chain to the error: what the timer wheel rounds. */
-  readonly intervals: readonly number[];
-  readonly why: string;
-}
+/** How connect() to a host that never answers ends: the same shape as a retransmission death, counted from the first SYN. */
+export type SynGiveUp = Omit<RetransmissionDeath, "startMs">;
 
 /**
  * connect() to a silent address, as Linux 6.18 runs it (measured in labs; tcp_retransmit_timer, tcp_write_timeout):

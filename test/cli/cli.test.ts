@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
+import { runAsNobody } from "../helpers/nobody.js";
 
 const main = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const cli = (...args: string[]) =>
@@ -66,22 +67,7 @@ t.test("explain tells the story with the evidence", async (t) => {
 });
 
 t.test("without root it runs inside a user namespace, or says what to do", async (t) => {
-  const r = spawnSync(
-    "setpriv",
-    [
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      "--inh-caps=-all",
-      process.execPath,
-      "--import=tsx",
-      main,
-      "run",
-      "normal-teardown",
-      "--no-trace",
-    ],
-    { encoding: "utf8", timeout: 120_000, env: { ...process.env, HOME: "/tmp" } },
-  );
+  const r = runAsNobody(main, ["run", "normal-teardown", "--no-trace"]);
   if (r.status === 0) {
     t.match(r.stdout, /normal-teardown .* PASS/, "ran rootless in a user namespace");
   } else {

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import t, { type Test } from "tap";
 import { TRACEFS_ROOTS } from "../../src/evidence/tracepoints.js";
 import { waitUntil, withLab } from "../helpers/lab.js";
+import { runAsNobody } from "../helpers/nobody.js";
 
 const child = fileURLToPath(new URL("../fixtures/lab-child.ts", import.meta.url));
 
@@ -110,20 +111,7 @@ t.test("kill -9 of a run leaves nothing behind", async (t) => runAndKill(t, "SIG
 t.test("Ctrl-C (SIGINT) of a run leaves nothing behind", async (t) => runAndKill(t, "SIGINT"));
 
 t.test("without privileges, one clear error says what to do", async (t) => {
-  const out = execFileSync(
-    "setpriv",
-    [
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      "--inh-caps=-all",
-      process.execPath,
-      "--import=tsx",
-      child,
-      "create-only",
-    ],
-    { encoding: "utf8", env: { ...process.env, HOME: "/tmp" } },
-  );
+  const out = runAsNobody(child, ["create-only"]).stdout;
   const r = JSON.parse(out) as { ok: boolean; message?: string };
   t.equal(r.ok, false);
   t.match(r.message, /needs root/);
