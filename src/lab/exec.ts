@@ -1,6 +1,6 @@
 // Running programs inside a lab namespace. Every child gets PR_SET_PDEATHSIG=KILL (setpriv), so a
 // crash or kill -9 of sockprobe takes its children down too: nothing of ours outlives the run.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 
 /** Where and how a command runs. */
 export interface ExecOptions {
@@ -73,19 +73,6 @@ export function run(argv: readonly string[], options: ExecOptions = {}): Promise
       child.stdin.end(options.input);
     }
   });
-}
-
-/** Runs a command to completion, synchronously: for teardown paths that must not yield. */
-export function runSync(argv: readonly string[], options: ExecOptions = {}): ExecResult {
-  const full = wrapArgv(argv, options.netns);
-  const r = spawnSync(full[0] as string, full.slice(1), {
-    input: options.input ?? "",
-    encoding: "utf8",
-    timeout: options.timeoutMs ?? 30_000,
-  });
-  const result = { argv, code: r.status, signal: r.signal, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
-  if ((r.status !== 0 || r.signal) && !options.allowFail) throw new CommandError(result);
-  return result;
 }
 
 /** Starts a long-running program (tcpdump, nc, a server under test) inside `netns`. */

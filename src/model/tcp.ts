@@ -81,19 +81,6 @@ export function modelTimeoutMs(boundary: number, rtoBaseMs = TCP_RTO_MIN_MS, rto
   return ((2 << thresh) - 1) * rtoBaseMs + (boundary - thresh) * rtoMaxMs;
 }
 
-/** When each retransmission timer fires, from the first transmission, with exponential backoff capped at RTO max. */
-export function retransmissionSchedule(rtoMs: number, count: number, rtoMaxMs = TCP_RTO_MAX_MS): number[] {
-  const out: number[] = [];
-  let at = 0;
-  let rto = rtoMs;
-  for (let i = 0; i < count; i++) {
-    at += rto;
-    out.push(at);
-    rto = Math.min(rto * 2, rtoMaxMs);
-  }
-  return out;
-}
-
 /** How a connection sending into silence dies. */
 export interface RetransmissionDeath {
   /** ms from the first transmission of the unacknowledged data to the error. */

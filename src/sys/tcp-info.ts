@@ -1,6 +1,3 @@
-// struct tcp_info, parsed from the bytes the running kernel returns: as many fields as it filled.
-import { IPPROTO_TCP, TCP_INFO } from "./constants.js";
-
 /** TCP states by the kernel's number (include/net/tcp_states.h). */
 export const TCP_STATES: Readonly<Record<number, string>> = {
   1: "ESTABLISHED",
@@ -157,6 +154,3 @@ export function parseTcpInfo(bytes: Buffer, size: number): TcpInfo {
   info.caStateName = TCP_CA_STATES[info.ca_state as number] ?? `UNKNOWN(${info.ca_state})`;
   return info;
 }
-
-/** The getsockopt level and name for TCP_INFO. */
-export const TCP_INFO_OPT = { level: IPPROTO_TCP, name: TCP_INFO } as const;
