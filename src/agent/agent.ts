@@ -4,7 +4,7 @@
 import { release } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
-import { SOCKET_METHODS } from "../sys/methods.js";
+import { hostCall, SOCKET_METHODS, type SocketMethod } from "../sys/methods.js";
 import { type Netns, Socket } from "../sys/socket.js";
 import {
   type CodecHooks,
@@ -121,8 +121,7 @@ export function runAgent(input: Readable, output: Writable, options: AgentOption
     };
     try {
       const args = rawArgs.map((a: Wire) => decodeValue(a, hooks));
-      // A close may block (SO_LINGER): it runs off the agent's main thread, as in-process.
-      const call = method === "close" ? "closeAsync" : method;
+      const call = hostCall(method as SocketMethod);
       const fn = (socket as unknown as Record<string, (...a: unknown[]) => unknown>)[call] as (
         ...a: unknown[]
       ) => unknown;

@@ -1,4 +1,5 @@
 // A Socket owned by this process, offered as a HostSocket: each call made now, its result awaited.
+import { hostCall } from "../sys/methods.js";
 import type { Socket } from "../sys/socket.js";
 import { type HostSocket, SOCKET_METHODS } from "./host.js";
 
@@ -32,8 +33,7 @@ class LocalHostSocket {
 }
 
 for (const method of SOCKET_METHODS) {
-  // A host's close is a program's close: it may block (SO_LINGER), so it never runs on our main thread.
-  const call = method === "close" ? "closeAsync" : method;
+  const call = hostCall(method);
   Object.defineProperty(LocalHostSocket.prototype, method, {
     // Not an async function: a call that answers at once costs one resolved promise, not two.
     value(this: LocalHostSocket, ...args: unknown[]): Promise<unknown> {

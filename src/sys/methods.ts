@@ -34,3 +34,11 @@ export const SOCKET_METHODS = [
 
 /** One of the methods above. */
 export type SocketMethod = (typeof SOCKET_METHODS)[number];
+
+/**
+ * The Socket method that serves a host's call. A host's close is a program's close, which may block
+ * (SO_LINGER): it never runs on the caller's main thread, whether the host is in-process or an agent.
+ */
+export function hostCall(method: SocketMethod): SocketMethod {
+  return method === "close" ? "closeAsync" : method;
+}
