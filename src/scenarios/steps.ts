@@ -4,14 +4,17 @@ import type { TraceEvent } from "../evidence/tracepoints.js";
 import type { Host, HostSocket } from "../lab/host.js";
 import type { HostOptions, NetnsLab } from "../lab/netns.js";
 
-/** The seeds' cast: kang the client, kodos the server listening on 8080. */
+/** The port kodos serves on, as in the seeds. */
+export const SERVER_PORT = 8080;
+
+/** The seeds' cast: kang the client, kodos the server listening on SERVER_PORT. */
 export async function kangAndKodos(
   lab: NetnsLab,
   options: { kang?: HostOptions; kodos?: HostOptions; backlog?: number } = {},
 ): Promise<{ kang: Host; kodos: Host; listener: HostSocket }> {
   const kang = await lab.addHost("kang", options.kang);
   const kodos = await lab.addHost("kodos", options.kodos);
-  const listener = await kodos.listen(8080, options.backlog === undefined ? {} : { backlog: options.backlog });
+  const listener = await kodos.listen(SERVER_PORT, options.backlog === undefined ? {} : { backlog: options.backlog });
   return { kang, kodos, listener };
 }
 
@@ -21,7 +24,7 @@ export async function connection(
   kodos: Host,
   listener: HostSocket,
 ): Promise<{ client: HostSocket; server: HostSocket; port: number }> {
-  const client = await kang.connect(kodos.ipv4, 8080);
+  const client = await kang.connect(kodos.ipv4, SERVER_PORT);
   const server = await listener.acceptAsync({ timeoutMs: 2000 });
   return { client, server, port: (await client.localAddress()).port };
 }
