@@ -552,6 +552,7 @@ export class NetnsLab {
     });
     await run(["ip", "-batch", "-"], { netns: this.#switchNs.path, input: swCmds.join("\n") });
     await run(["ip", "-batch", "-"], { netns: host.netnsPath, input: hostCmds.join("\n") });
+    await this.#waitForwarding(host);
     if (!router) await this.#routes(host);
     if (this.#captureDir !== undefined) await this.#captureHost(host);
     if (this.#nftReady) await this.#applyRules();
@@ -699,7 +700,50 @@ export class NetnsLab {
     const host = this.#impl(h);
     this.#fault("replug", [host]);
     await this.#switchRun(this.#ports(host).map((p) => `link set ${p} up`));
+    await this.#waitForwarding(host);
     host.state = "running";
+  }
+
+  /**
+   * Waits until the host's links carry traffic. The kernel's linkwatch brings a veth into service
+   * later, from a workqueue under the RTNL: until it has run, the host end sends into the noop qdisc
+   * and the bridge port stays disabled. A first ARP lost that way costs a 1 s ARP retransmission and
+   * makes the handshake's RTT 1 s (so RTO 3 s), which skews every timing after it.
+   */
+  async #waitForwarding(host: NetnsHost, boundMs = 5000): Promise<void> {
+    const ports = this.#ports(host);
+    const deadline = performance.now() + boundMs;
+    for (;;) {
+      const pending = await this.#notForwarding(host, ports);
+      if (pending.length === 0) return;
+      if (performance.now() > deadline) {
+        throw new Error(
+          `lab ${this.name}: ${pending.join(", ")} not in service ${boundMs} ms after being plugged in (the kernel's linkwatch has not run; is the machine overloaded?)`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  // Host ends whose operstate is not UP yet, and switch ports not UP or not yet forwarding.
+  async #notForwarding(host: NetnsHost, ports: string[]): Promise<string[]> {
+    type Link = { ifname: string; operstate?: string; linkinfo?: { info_slave_data?: { state?: string } } };
+    const links = async (netns: string) =>
+      JSON.parse((await run(["ip", "-j", "-d", "link", "show"], { netns })).stdout) as Link[];
+    const [inHost, inSwitch] = await Promise.all([links(host.netnsPath), links(this.#switchNs.path)]);
+    const hostEnds = ports.map((_, n) => `eth${n}`);
+    const pending: string[] = [];
+    for (const name of hostEnds) {
+      const l = inHost.find((x) => x.ifname === name);
+      if (l?.operstate !== "UP") pending.push(`${host.name}'s ${name} (${l?.operstate ?? "missing"})`);
+    }
+    for (const name of ports) {
+      const l = inSwitch.find((x) => x.ifname === name);
+      const state = l?.linkinfo?.info_slave_data?.state;
+      if (l?.operstate !== "UP" || state !== "forwarding")
+        pending.push(`switch port ${name} (${l?.operstate ?? "missing"}, ${state ?? "no bridge state"})`);
+    }
+    return pending;
   }
 
   /** No packet passes between any host of `a` and any host of `b`, in either direction, until heal(). */

@@ -85,6 +85,10 @@ export const scenario: Scenario = {
       { headline: true },
     );
     ctx.expectEqual("retransmissions before giving up (retries2)", byRetries.retransmissions, ra.retrans);
+    // Both limits count from the first RTO retransmission, which each connection's own RTT places.
+    const afterStart = (r: { woke: { atUs: number }; sentAt: number }, startMs: number) =>
+      Math.round((r.woke.atUs - r.sentAt) / 1000 - startMs);
+    ctx.observe("error after the first RTO retransmission (tcp_retries2=3)", afterStart(ra, byRetries.startMs), "ms");
 
     ctx.expectErrno(rb.read, "ETIMEDOUT");
     ctx.expectTime(
@@ -92,6 +96,11 @@ export const scenario: Scenario = {
       timerChainExpectation(byUser.intervals, byUser.why),
       (rb.woke.atUs - rb.sentAt) / 1000,
       { headline: true },
+    );
+    ctx.observe(
+      `error after the first RTO retransmission (TCP_USER_TIMEOUT=${USER_TIMEOUT_MS})`,
+      afterStart(rb, byUser.startMs),
+      "ms",
     );
 
     // ARP failure comes back as an ICMP host unreachable, which reverts the RTO backoff (RFC 6069):

@@ -29,6 +29,16 @@ t.test("hosts get lab addresses, a fixed MAC, sysctls read back; the root namesp
     },
   );
   t.match(link, kang.mac, "eth0 carries the planned MAC");
+  t.match(link, /state UP/, "addHost returns with eth0 in service (linkwatch has run)");
+  const ports = JSON.parse(
+    execFileSync("nsenter", [`--net=${lab.switchNetns}`, "ip", "-j", "-d", "link", "show"], { encoding: "utf8" }),
+  ) as { ifname: string; linkinfo?: { info_slave_data?: { state?: string } } }[];
+  const bridged = ports.filter((p) => p.linkinfo?.info_slave_data);
+  t.equal(bridged.length, 2, "one switch port per host");
+  t.ok(
+    bridged.every((p) => p.linkinfo?.info_slave_data?.state === "forwarding"),
+    "and its switch port forwarding",
+  );
   t.equal(rootLinks(), before, "no link appeared in the machine's own namespace");
 });
 
