@@ -53,6 +53,8 @@ export interface Observation {
 export interface Outcome<T = unknown> {
   readonly host: string;
   readonly call: string;
+  /** When the call was made: the kernel acted between this and atUs. */
+  readonly startUs: number;
   readonly atUs: number;
   readonly ok: boolean;
   readonly value?: T;
@@ -131,13 +133,14 @@ export class ScenarioContext {
   /** Makes a call and keeps its result or errno, never throwing for a system error. */
   async attempt<T>(host: string, call: string, fn: () => Promise<T>): Promise<Outcome<T>> {
     // The time kept is when the answer came back: what a program would see.
+    const startUs = this.now();
     try {
       const value = await fn();
-      return { host, call, atUs: this.now(), ok: true, value };
+      return { host, call, startUs, atUs: this.now(), ok: true, value };
     } catch (e) {
       const err = e as Error & { code?: string };
       if (!(e instanceof SysError) && err.code === undefined) throw e;
-      return { host, call, atUs: this.now(), ok: false, ...(err.code ? { code: err.code } : {}), error: err };
+      return { host, call, startUs, atUs: this.now(), ok: false, ...(err.code ? { code: err.code } : {}), error: err };
     }
   }
 

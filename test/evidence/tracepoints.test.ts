@@ -15,8 +15,9 @@ import {
 } from "../../src/evidence/tracepoints.js";
 import { Netns, Socket } from "../../src/sys/index.js";
 
-const PORT = 8080;
-const OTHER_PORT = 9090;
+// Tracepoints are machine-wide: ports of this process's own keep another run's loopback tests out.
+const PORT = 20_000 + (process.pid % 20_000);
+const OTHER_PORT = PORT + 20_000;
 const WAIT_MS = 2000;
 const MODULE = fileURLToPath(new URL("../../src/evidence/tracepoints.ts", import.meta.url));
 
