@@ -19,13 +19,19 @@ t.test(
     const accepted = obs("kodos accept() freed a slot at");
     const completed = obs("the stuck client's connect completed (from its first SYN)");
     const next = nextAttemptAfter(synRetransmissions(6, 4).retransmitAtMs, accepted) as number;
-    t.ok(completed - accepted > 300, `completed at ${completed} ms, well after the accept at ${accepted} ms`);
+    // Nearer the retransmission than the accept, however late a loaded machine made the accept.
+    t.ok(
+      completed - accepted > (next - accepted) / 2,
+      `completed at ${completed} ms, well after the accept at ${accepted} ms`,
+    );
     t.ok(Math.abs(completed - next) < 200, `completed at ${completed} ms: the SYN retransmission due at ${next} ms`);
     // abort_on_overflow=1: the final ACK that meets a full queue gets a RST.
     t.equal(check("read (kif) on amy")?.observed, "ECONNRESET");
+    // At a SYN-ACK retransmission of kif's (the first after amy's firewall is lifted; the scenario checks which).
+    const reset = obs("amy's connection to kif reset (from its connect)");
     t.ok(
-      Math.abs(obs("amy's connection to kif reset (from its connect)") - 1000) < 200,
-      "at kif's first SYN-ACK retransmission",
+      synAckRetransmissions(5).retransmitAtMs.some((at) => Math.abs(reset - at) < 200),
+      `at one of kif's SYN-ACK retransmissions: ${reset} ms`,
     );
     t.equal(check("kang's client turned away by kif (abort_on_overflow=1)")?.pass, true, "a SYN is never reset");
     // abort_on_overflow=0: ignored; completes at the next SYN-ACK retransmission after accept (3 s).
