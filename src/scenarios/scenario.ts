@@ -267,6 +267,11 @@ export class ScenarioContext {
       doneNs = r.doneNs;
       return r.outcomes[0]?.names ?? [];
     });
-    return doneNs === undefined ? o : { ...o, atUs: Math.min(o.atUs, this.lab.transcript.usAt(doneNs)) };
+    return { ...o, atUs: this.pollDoneUs({ doneNs }, o.atUs) };
+  }
+
+  /** When a poll returned on its waiting thread, on the lab's clock; `answeredUs` (or now) if it did not say. */
+  pollDoneUs(r: { doneNs?: number | undefined }, answeredUs = this.now()): number {
+    return r.doneNs === undefined ? answeredUs : Math.min(answeredUs, this.lab.transcript.usAt(r.doneNs));
   }
 }

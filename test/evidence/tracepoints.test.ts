@@ -335,7 +335,8 @@ if (!status.available) {
         if (existsSync(`${status.root}/instances/${n}`)) rmdirSync(`${status.root}/instances/${n}`);
     });
     const removed = sweepStaleInstances();
-    t.ok(removed.includes(dead), `${dead} reported removed`);
+    // Another sockprobe process starting a trace at this moment may sweep it first.
+    t.ok(removed.includes(dead) || !existsSync(`${status.root}/instances/${dead}`), `${dead} reported removed`);
     t.notOk(existsSync(`${status.root}/instances/${dead}`), "and gone");
     t.notOk(removed.includes(live), "a live pid's instance (our parent's) is left alone");
     t.ok(existsSync(`${status.root}/instances/${live}`));
