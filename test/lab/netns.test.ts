@@ -347,9 +347,14 @@ t.test("evidence: tracepoint states, TCP_INFO samples", async (t) => {
   const l = await kodos.listen(8080);
   const c = await kang.connect(kodos.ipv4, 8080);
   const s = await l.acceptAsync({ timeoutMs: 2000 });
-  const done = new Promise((r) => setTimeout(r, 60));
-  const samples = await lab.sampleTcpInfo(c, { intervalMs: 10, until: done });
-  t.ok(samples.length >= 3, `${samples.length} samples`);
+  // The count ends the sampling; the timer only bounds it.
+  let bound: NodeJS.Timeout | undefined;
+  const done = new Promise((r) => {
+    bound = setTimeout(r, 5000);
+  });
+  const samples = await lab.sampleTcpInfo(c, { intervalMs: 10, until: done, maxSamples: 4 });
+  clearTimeout(bound);
+  t.equal(samples.length, 4, `${samples.length} samples`);
   t.ok(
     samples.every((x, i) => i === 0 || x.atUs > (samples[i - 1]?.atUs ?? 0)),
     "in time order",
