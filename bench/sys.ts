@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { run } from "../src/lab/exec.js";
 import { Netns } from "../src/sys/index.js";
 
-/** One benchmark figure: ns per operation for both, and their ratio (python / sockprobe). */
+/** One benchmark figure: ns per operation for both sides (run.ts prints their ratio). */
 export interface Comparison {
   name: string;
   nodeNs: number;

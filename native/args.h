@@ -22,13 +22,11 @@ inline bool ReadInts(const Napi::CallbackInfo& info, size_t n, int* out, const c
   return true;
 }
 
-// Compatibility shape for calls with few number arguments.
-inline bool WantNumbers(const Napi::CallbackInfo& info, size_t n, const char* usage) {
-  for (size_t i = 0; i < n; i++) {
-    if (i >= info.Length() || !info[i].IsNumber()) {
-      ThrowUsage(info, usage);
-      return false;
-    }
+// The (number, string, number) shape of bind, connect, ifFlags and openAt; false after a TypeError.
+inline bool WantNumberStringNumber(const Napi::CallbackInfo& info, const char* usage) {
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber()) {
+    ThrowUsage(info, usage);
+    return false;
   }
   return true;
 }

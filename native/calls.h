@@ -1,11 +1,27 @@
 // The native surface: every function returns a result >= 0 or -errno, captured right after the call.
 #pragma once
+#include <errno.h>
 #include <napi.h>
+#include <sched.h>
+#include <stdlib.h>
 
 namespace sockprobe {
 
-// The descriptor of the namespace the main thread lives in, opened on first use and kept.
+// The descriptor of the namespace the main thread lives in, opened on first use and kept; -errno if it could not be.
 int HomeNetns();
+
+// Runs fn (which returns >= 0 or -errno) with this thread inside the namespace behind nsFd, then
+// switches back. setns(CLONE_NEWNET) only moves the calling thread, and JavaScript runs on this one.
+template <typename F>
+long InNetns(int nsFd, F fn) {
+  int home = HomeNetns();
+  if (home < 0) return home;
+  if (setns(nsFd, CLONE_NEWNET) < 0) return -errno;
+  long r = fn();
+  // A main thread left in a lab namespace would corrupt every later call.
+  if (setns(home, CLONE_NEWNET) < 0) abort();
+  return r;
+}
 
 Napi::Value Socket(const Napi::CallbackInfo& info);
 Napi::Value SocketAt(const Napi::CallbackInfo& info);

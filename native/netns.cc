@@ -16,25 +16,20 @@ namespace sockprobe {
 // unshare(CLONE_NEWNET) on this thread, keep a descriptor of the new namespace, switch back.
 Napi::Value NetnsCreate(const Napi::CallbackInfo& info) {
   int home = HomeNetns();
-  int err = errno;
-  if (home < 0) return Ret(info, -err);
+  if (home < 0) return Ret(info, home);
   if (unshare(CLONE_NEWNET) < 0) {
-    err = errno;
+    int err = errno;
     return Ret(info, -err);
   }
   int ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  err = errno;
-  if (setns(home, CLONE_NEWNET) < 0) abort();  // see SocketAt
+  int err = errno;
+  if (setns(home, CLONE_NEWNET) < 0) abort();  // see InNetns
   return Ret(info, ns < 0 ? -err : ns);
 }
 
 // SIOCGIFFLAGS, then SIOCSIFFLAGS with `set` or-ed in when it is not 0; returns the flags.
 Napi::Value IfFlags(const Napi::CallbackInfo& info) {
-  const char* usage = "ifFlags(fd: number, ifname: string, set: number)";
-  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber()) {
-    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
+  if (!WantNumberStringNumber(info, "ifFlags(fd: number, ifname: string, set: number)")) return info.Env().Undefined();
   std::string name = info[1].As<Napi::String>().Utf8Value();
   if (name.size() >= IFNAMSIZ) return Ret(info, -EINVAL);
   ifreq ifr;
@@ -50,27 +45,16 @@ Napi::Value IfFlags(const Napi::CallbackInfo& info) {
   return Ret(info, static_cast<unsigned short>(ifr.ifr_flags));
 }
 
-}  // namespace sockprobe
-
-namespace sockprobe {
-
 // open(2) with this thread inside the namespace behind nsFd: /proc/sys/net files bind to the
 // namespace of the opener, so the descriptor reads and writes that namespace's sysctls.
 Napi::Value OpenAt(const Napi::CallbackInfo& info) {
-  const char* usage = "openAt(nsFd: number, path: string, flags: number)";
-  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber()) {
-    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
+  if (!WantNumberStringNumber(info, "openAt(nsFd: number, path: string, flags: number)")) return info.Env().Undefined();
   std::string path = info[1].As<Napi::String>().Utf8Value();
-  int home = HomeNetns();
-  int err = errno;
-  if (home < 0) return Ret(info, -err);
-  if (setns(Int(info, 0), CLONE_NEWNET) < 0) return Ret(info, -errno);
-  int fd = open(path.c_str(), Int(info, 2) | O_CLOEXEC);
-  err = errno;
-  if (setns(home, CLONE_NEWNET) < 0) abort();  // see SocketAt
-  return Ret(info, fd < 0 ? -err : fd);
+  int flags = Int(info, 2) | O_CLOEXEC;
+  return Ret(info, InNetns(Int(info, 0), [&]() -> long {
+               int fd = open(path.c_str(), flags);
+               return fd < 0 ? -errno : fd;
+             }));
 }
 
 }  // namespace sockprobe

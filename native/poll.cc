@@ -29,7 +29,7 @@ bool IsInt32Array(const Napi::Value& v) {
 bool ReadFds(const Napi::CallbackInfo& info, const char* usage, std::vector<pollfd>* out) {
   if (info.Length() < 4 || !IsInt32Array(info[0]) || !IsInt32Array(info[1]) || !IsInt32Array(info[2]) ||
       !info[3].IsNumber()) {
-    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+    ThrowUsage(info, usage);
     return false;
   }
   auto fds = info[0].As<Napi::Int32Array>();
@@ -112,7 +112,7 @@ Napi::Value PollAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto* job = new PollJob(env);
   if (!ReadFds(info, kPollAsyncUsage, &job->fds) || info.Length() < 5 || !info[4].IsNumber()) {
-    if (!env.IsExceptionPending()) Napi::TypeError::New(env, kPollAsyncUsage).ThrowAsJavaScriptException();
+    if (!env.IsExceptionPending()) ThrowUsage(info, kPollAsyncUsage);
     delete job;
     return env.Undefined();
   }
@@ -149,9 +149,10 @@ Napi::Value EventFd(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value EventFdSignal(const Napi::CallbackInfo& info) {
-  if (!WantNumbers(info, 1, "eventfdSignal(fd: number)")) return info.Env().Undefined();
+  int fd;
+  if (!ReadInts(info, 1, &fd, "eventfdSignal(fd: number)")) return info.Env().Undefined();
   uint64_t one = 1;
-  ssize_t r = write(Int(info, 0), &one, sizeof(one));
+  ssize_t r = write(fd, &one, sizeof(one));
   int err = errno;
   return Ret(info, r < 0 ? -err : 0);
 }

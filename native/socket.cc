@@ -5,8 +5,6 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sched.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -62,20 +60,13 @@ Napi::Value AddrObject(Napi::Env env, const sockaddr_storage& ss) {
   return out;
 }
 
-bool WantAddr(const Napi::CallbackInfo& info, const char* usage) {
-  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber()) {
-    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
-    return false;
-  }
-  return true;
-}
-
 Napi::Value Name(const Napi::CallbackInfo& info, bool peer) {
-  if (!WantNumbers(info, 1, peer ? "getpeername(fd: number)" : "getsockname(fd: number)")) return info.Env().Undefined();
+  int fd;
+  if (!ReadInts(info, 1, &fd, peer ? "getpeername(fd: number)" : "getsockname(fd: number)")) return info.Env().Undefined();
   sockaddr_storage ss;
   socklen_t len = sizeof(ss);
-  int r = peer ? getpeername(Int(info, 0), reinterpret_cast<sockaddr*>(&ss), &len)
-               : getsockname(Int(info, 0), reinterpret_cast<sockaddr*>(&ss), &len);
+  auto* sa = reinterpret_cast<sockaddr*>(&ss);
+  int r = peer ? getpeername(fd, sa, &len) : getsockname(fd, sa, &len);
   int err = errno;
   if (r < 0) return Ret(info, -err);
   return AddrObject(info.Env(), ss);
@@ -85,7 +76,10 @@ Napi::Value Name(const Napi::CallbackInfo& info, bool peer) {
 
 // The main thread's own namespace, opened once: opening it costs more than the two setns calls.
 int HomeNetns() {
-  static int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  static int home = [] {
+    int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+  }();
   return home;
 }
 
@@ -97,27 +91,19 @@ Napi::Value Socket(const Napi::CallbackInfo& info) {
   return Ret(info, fd < 0 ? -err : fd);
 }
 
-// Creates the socket with this thread inside the namespace behind nsFd, then switches back.
-// setns(CLONE_NEWNET) only moves the calling thread, and JavaScript runs on this thread alone.
+// Creates the socket inside the namespace behind nsFd.
 Napi::Value SocketAt(const Napi::CallbackInfo& info) {
   int a[4];
   if (!ReadInts(info, 4, a, "socketAt(nsFd: number, family: number, type: number, protocol: number)"))
     return info.Env().Undefined();
-  int home = HomeNetns();
-  int err = errno;
-  if (home < 0) return Ret(info, -err);
-  if (setns(a[0], CLONE_NEWNET) < 0) {
-    err = errno;
-    return Ret(info, -err);
-  }
-  int fd = socket(a[1], a[2], a[3]);
-  int sockErr = errno;
-  if (setns(home, CLONE_NEWNET) < 0) abort();  // a main thread left in a lab namespace would corrupt every later call
-  return Ret(info, fd < 0 ? -sockErr : fd);
+  return Ret(info, InNetns(a[0], [&]() -> long {
+               int fd = socket(a[1], a[2], a[3]);
+               return fd < 0 ? -errno : fd;
+             }));
 }
 
 Napi::Value Bind(const Napi::CallbackInfo& info) {
-  if (!WantAddr(info, "bind(fd: number, address: string, port: number)")) return info.Env().Undefined();
+  if (!WantNumberStringNumber(info, "bind(fd: number, address: string, port: number)")) return info.Env().Undefined();
   sockaddr_storage ss;
   socklen_t len;
   if (!FillAddr(info[1].As<Napi::String>().Utf8Value(), Int(info, 2), &ss, &len)) return Ret(info, -EINVAL);
@@ -127,7 +113,8 @@ Napi::Value Bind(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Connect(const Napi::CallbackInfo& info) {
-  if (!WantAddr(info, "connect(fd: number, address: string, port: number)")) return info.Env().Undefined();
+  if (!WantNumberStringNumber(info, "connect(fd: number, address: string, port: number)"))
+    return info.Env().Undefined();
   sockaddr_storage ss;
   socklen_t len;
   if (!FillAddr(info[1].As<Napi::String>().Utf8Value(), Int(info, 2), &ss, &len)) return Ret(info, -EINVAL);
@@ -139,8 +126,9 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Listen(const Napi::CallbackInfo& info) {
-  if (!WantNumbers(info, 2, "listen(fd: number, backlog: number)")) return info.Env().Undefined();
-  int r = listen(Int(info, 0), Int(info, 1));
+  int a[2];
+  if (!ReadInts(info, 2, a, "listen(fd: number, backlog: number)")) return info.Env().Undefined();
+  int r = listen(a[0], a[1]);
   int err = errno;
   return Ret(info, r < 0 ? -err : r);
 }
@@ -173,8 +161,7 @@ static Napi::Value Transfer(const Napi::CallbackInfo& info, bool sending) {
                               : "recv(fd: number, buffer: Buffer, offset: number, length: number, flags: number)";
   if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber() ||
       !info[3].IsNumber() || !info[4].IsNumber()) {
-    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
+    return ThrowUsage(info, usage);
   }
   auto buf = info[1].As<Napi::Buffer<uint8_t>>();
   int64_t off = info[2].As<Napi::Number>().Int64Value();
@@ -196,8 +183,9 @@ Napi::Value Recv(const Napi::CallbackInfo& info) { return Transfer(info, false);
 Napi::Value Send(const Napi::CallbackInfo& info) { return Transfer(info, true); }
 
 Napi::Value Shutdown(const Napi::CallbackInfo& info) {
-  if (!WantNumbers(info, 2, "shutdown(fd: number, how: number)")) return info.Env().Undefined();
-  int r = shutdown(Int(info, 0), Int(info, 1));
+  int a[2];
+  if (!ReadInts(info, 2, a, "shutdown(fd: number, how: number)")) return info.Env().Undefined();
+  int r = shutdown(a[0], a[1]);
   int err = errno;
   return Ret(info, r < 0 ? -err : r);
 }
@@ -239,22 +227,24 @@ napi_value GetSockOptIntRaw(napi_env env, napi_callback_info cbinfo) {
 }
 
 Napi::Value SetSockOptLinger(const Napi::CallbackInfo& info) {
-  if (!WantNumbers(info, 3, "setsockoptLinger(fd: number, onoff: number, linger: number)"))
+  int a[3];
+  if (!ReadInts(info, 3, a, "setsockoptLinger(fd: number, onoff: number, linger: number)"))
     return info.Env().Undefined();
-  struct linger l = {Int(info, 1), Int(info, 2)};
-  int r = setsockopt(Int(info, 0), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  struct linger l = {a[1], a[2]};
+  int r = setsockopt(a[0], SOL_SOCKET, SO_LINGER, &l, sizeof(l));
   int err = errno;
   return Ret(info, r < 0 ? -err : r);
 }
 
 Napi::Value GetSockOptLinger(const Napi::CallbackInfo& info) {
   const char* usage = "getsockoptLinger(fd: number, out: Int32Array(2))";
-  if (!WantNumbers(info, 1, usage)) return info.Env().Undefined();
+  int fd;
+  if (!ReadInts(info, 1, &fd, usage)) return info.Env().Undefined();
   int32_t* out = Int32Slots(info, 1, 2, usage);
   if (!out) return info.Env().Undefined();
   struct linger l = {0, 0};
   socklen_t len = sizeof(l);
-  int r = getsockopt(Int(info, 0), SOL_SOCKET, SO_LINGER, &l, &len);
+  int r = getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len);
   int err = errno;
   if (r < 0) return Ret(info, -err);
   out[0] = l.l_onoff;
@@ -265,24 +255,25 @@ Napi::Value GetSockOptLinger(const Napi::CallbackInfo& info) {
 // Copies an option's raw bytes (TCP_INFO): returns how many the kernel wrote.
 Napi::Value GetSockOptBytes(const Napi::CallbackInfo& info) {
   const char* usage = "getsockoptBytes(fd: number, level: number, name: number, out: Buffer)";
-  if (!WantNumbers(info, 3, usage) || info.Length() < 4 || !info[3].IsBuffer()) {
-    if (!info.Env().IsExceptionPending()) Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
+  int a[3];
+  if (!ReadInts(info, 3, a, usage)) return info.Env().Undefined();
+  if (info.Length() < 4 || !info[3].IsBuffer()) return ThrowUsage(info, usage);
   auto buf = info[3].As<Napi::Buffer<uint8_t>>();
   socklen_t len = static_cast<socklen_t>(buf.Length());
-  int r = getsockopt(Int(info, 0), Int(info, 1), Int(info, 2), buf.Data(), &len);
+  int r = getsockopt(a[0], a[1], a[2], buf.Data(), &len);
   int err = errno;
   return Ret(info, r < 0 ? -err : static_cast<long>(len));
 }
 
 Napi::Value IoctlInt(const Napi::CallbackInfo& info) {
   const char* usage = "ioctlInt(fd: number, request: number, out: Int32Array)";
-  if (!WantNumbers(info, 2, usage)) return info.Env().Undefined();
+  int a[2];
+  if (!ReadInts(info, 2, a, usage)) return info.Env().Undefined();
   int32_t* out = Int32Slots(info, 2, 1, usage);
   if (!out) return info.Env().Undefined();
   int v = 0;
-  int r = ioctl(Int(info, 0), static_cast<unsigned long>(info[1].As<Napi::Number>().Int64Value()), &v);
+  // The kernel takes the request as 32 bits (unsigned int cmd), so an int32 read loses nothing.
+  int r = ioctl(a[0], static_cast<unsigned long>(static_cast<uint32_t>(a[1])), &v);
   int err = errno;
   if (r < 0) return Ret(info, -err);
   out[0] = v;
@@ -290,13 +281,13 @@ Napi::Value IoctlInt(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetNonBlocking(const Napi::CallbackInfo& info) {
-  if (!WantNumbers(info, 2, "setNonBlocking(fd: number, on: number)")) return info.Env().Undefined();
-  int fd = Int(info, 0);
-  int flags = fcntl(fd, F_GETFL);
+  int a[2];
+  if (!ReadInts(info, 2, a, "setNonBlocking(fd: number, on: number)")) return info.Env().Undefined();
+  int flags = fcntl(a[0], F_GETFL);
   int err = errno;
   if (flags < 0) return Ret(info, -err);
-  flags = Int(info, 1) ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
-  int r = fcntl(fd, F_SETFL, flags);
+  flags = a[1] ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  int r = fcntl(a[0], F_SETFL, flags);
   err = errno;
   return Ret(info, r < 0 ? -err : 0);
 }

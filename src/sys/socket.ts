@@ -301,63 +301,69 @@ export class Socket {
     return this;
   }
 
-  /** accept4(2) now: throws EAGAIN when the queue is empty. The new socket is non-blocking too. */
-  accept(): Socket {
-    const fd = this.#call(
-      "accept",
-      () => [],
-      () => this.#io.accept(this.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC),
-    );
-    return new Socket(fd, this.family, this.host, this.transcript, this.#io);
-  }
-
-  /** Accepts a queued connection, or waits until one is queued. */
-  async acceptAsync(options: WaitOptions = {}): Promise<Socket> {
-    const fd = this.#call(
+  // accept4(2), non-blocking and close-on-exec; `tolerate` as in #call.
+  #accept(tolerate?: number): number {
+    return this.#call(
       "accept",
       () => [],
       () => this.#io.accept(this.fd, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC),
       undefined,
-      EAGAIN,
+      tolerate,
     );
-    if (fd !== EAGAIN) return new Socket(fd, this.family, this.host, this.transcript, this.#io);
+  }
+
+  // An accepted descriptor as a socket that records where this one does.
+  #adopt(fd: number): Socket {
+    return new Socket(fd, this.family, this.host, this.transcript, this.#io);
+  }
+
+  /** accept4(2) now: throws EAGAIN when the queue is empty. The new socket is non-blocking too. */
+  accept(): Socket {
+    return this.#adopt(this.#accept());
+  }
+
+  /** Accepts a queued connection, or waits until one is queued. */
+  async acceptAsync(options: WaitOptions = {}): Promise<Socket> {
+    const fd = this.#accept(EAGAIN);
+    if (fd !== EAGAIN) return this.#adopt(fd);
     await this.#waitReady(C.POLLIN, "accept", options);
     return this.accept();
   }
 
-  /** connect(2) as called: on a non-blocking socket this throws EINPROGRESS while the handshake runs. */
-  connect(address: string, port: number): void {
+  // connect(2) after checking the arguments in the words of `method`; `tolerate` as in #call.
+  #connect(method: string, address: string, port: number, tolerate?: number): number {
     usage(
       typeof address === "string" && isIP(address) !== 0,
-      "Socket.connect(address: string (an IP literal), port: number)",
+      () => `Socket.${method}(address: string (an IP literal), port: number)`,
     );
-    usage(Number.isInteger(port) && port > 0 && port <= 65535, "Socket.connect(address, port: integer 1..65535)");
-    this.#call(
+    usage(
+      Number.isInteger(port) && port > 0 && port <= 65535,
+      () => `Socket.${method}(address, port: integer 1..65535)`,
+    );
+    return this.#call(
       "connect",
       () => [formatAddr(address, port)],
       () => this.#io.connect(this.fd, address, port),
+      undefined,
+      tolerate,
     );
+  }
+
+  /** connect(2) as called: on a non-blocking socket this throws EINPROGRESS while the handshake runs. */
+  connect(address: string, port: number): void {
+    this.#connect("connect", address, port);
   }
 
   /** connect(2), then wait for the handshake's outcome (the pending SO_ERROR), bounded by timeoutMs. */
   async connectAsync(address: string, port: number, options: WaitOptions = {}): Promise<void> {
     // EINPROGRESS is the expected answer here, so it is not thrown and caught (an Error per connect costs µs).
-    usage(
-      typeof address === "string" && isIP(address) !== 0,
-      "Socket.connectAsync(address: string (an IP literal), port: number)",
-    );
-    usage(Number.isInteger(port) && port > 0 && port <= 65535, "Socket.connectAsync(address, port: integer 1..65535)");
-    const r = this.#call(
-      "connect",
-      () => [formatAddr(address, port)],
-      () => this.#io.connect(this.fd, address, port),
-      undefined,
-      EINPROGRESS,
-    );
-    if (r !== EINPROGRESS) return;
+    if (this.#connect("connectAsync", address, port, EINPROGRESS) !== EINPROGRESS) return;
     // POLLOUT alone means the handshake completed: SO_ERROR need only be read when POLLERR or POLLHUP is up.
-    if (this.#readyNow(C.POLLOUT) && (POLL_ONE.revents[0] ?? 0) === C.POLLOUT) return;
-    await this.#waitReady(C.POLLOUT, "connect", options);
+    if (this.#readyNow(C.POLLOUT)) {
+      if (POLL_ONE.revents[0] === C.POLLOUT) return;
+    } else {
+      await this.#wait(C.POLLOUT | C.POLLRDHUP, "connect", options);
+    }
     const err = this.takeError();
     if (err !== 0) throw new SysError(err, "connect");
   }
@@ -415,13 +421,11 @@ export class Socket {
     let got = 0;
     const deadline =
       options.timeoutMs === undefined || options.timeoutMs < 0 ? undefined : Date.now() + options.timeoutMs;
+    const rest = flags.filter((f) => f !== "MSG_WAITALL");
     while (got < length) {
       const timeoutMs = deadline === undefined ? -1 : Math.max(0, deadline - Date.now());
       await this.#waitReady(C.POLLIN, "recv", { ...options, timeoutMs });
-      const chunk = this.recv(
-        length - got,
-        flags.filter((f) => f !== "MSG_WAITALL"),
-      );
+      const chunk = this.recv(length - got, rest);
       if (chunk.length === 0) break;
       parts.push(chunk);
       got += chunk.length;
@@ -544,8 +548,9 @@ export class Socket {
   /** TCP_INFO with every field this kernel returns. */
   tcpInfo(): TcpInfo {
     const buf = Buffer.alloc(TCP_INFO_MAX_SIZE);
+    // Parsed once: by the transcript's rendering when there is one, else from the single call's size.
     let info: TcpInfo | undefined;
-    this.#call(
+    const n = this.#call(
       "getsockopt",
       () => ["TCP_INFO"],
       () => this.#io.getsockoptBytes(this.fd, C.IPPROTO_TCP, C.TCP_INFO, buf),
@@ -554,7 +559,7 @@ export class Socket {
         return `{state=${info.stateName}, ${n} bytes}`;
       },
     );
-    return info ?? parseTcpInfo(buf, this.#io.getsockoptBytes(this.fd, C.IPPROTO_TCP, C.TCP_INFO, buf));
+    return info ?? parseTcpInfo(buf, n);
   }
 
   #ioctl(name: string, request: number): number {
@@ -599,6 +604,7 @@ export class Socket {
     this.#waits ??= new Set();
     this.#waits.add(controller);
     const t0 = this.transcript?.nowUs() ?? 0;
+    const args = () => [String(this.fd), eventText(events), String(timeoutMs)];
     try {
       const r = await poll([{ fd: this.fd, events }], timeoutMs, { signal: controller.signal, io: this.#io });
       if (this.transcript) {
@@ -610,7 +616,7 @@ export class Socket {
           this.host,
           t0,
           "poll",
-          [String(this.fd), eventText(events), String(timeoutMs)],
+          args(),
           r.ready,
           `${r.ready} [${names.join("|")}]`,
           Math.max(t0, endUs),
@@ -619,15 +625,7 @@ export class Socket {
       return r;
     } catch (e) {
       if (this.transcript && e instanceof SysError) {
-        Socket.#record(
-          this.transcript,
-          this.host,
-          t0,
-          "poll",
-          [String(this.fd), eventText(events), String(timeoutMs)],
-          e.errno,
-          "",
-        );
+        Socket.#record(this.transcript, this.host, t0, "poll", args(), e.errno, "");
       }
       throw e;
     } finally {
@@ -643,9 +641,13 @@ export class Socket {
 
   // Waits for `events` (POLLERR and POLLHUP always count), or throws WaitTimeoutError.
   async #waitReady(events: number, what: string, options: WaitOptions): Promise<void> {
-    if (this.#readyNow(events | C.POLLRDHUP)) return;
+    if (!this.#readyNow(events | C.POLLRDHUP)) await this.#wait(events | C.POLLRDHUP, what, options);
+  }
+
+  // The awaited half of #waitReady, for a caller that has just polled in place and found nothing.
+  async #wait(events: number, what: string, options: WaitOptions): Promise<void> {
     const timeoutMs = options.timeoutMs ?? -1;
-    const r = await this.poll(events | C.POLLRDHUP, timeoutMs, options.signal ? { signal: options.signal } : {});
+    const r = await this.poll(events, timeoutMs, options.signal ? { signal: options.signal } : {});
     if (r.timedOut) throw new WaitTimeoutError(`${what} on fd ${this.fd} (${this.host})`, timeoutMs);
   }
 
@@ -673,8 +675,7 @@ export class Socket {
     // Only a lingering close can block; any other is made here, at once, as close() makes it.
     if (!this.#lingers) return this.close();
     if (this.#closed) throw new SysError(-errnoNumber("EBADF"), "close");
-    for (const w of this.#waits ?? []) w.abort(new Error("socket closed"));
-    this.#closed = true;
+    this.#release("socket closed");
     const t0 = this.transcript?.nowUs() ?? 0;
     const ret = await this.#io.closeAsync(this.fd);
     if (this.transcript) Socket.#record(this.transcript, this.host, t0, "close", [String(this.fd)], ret, String(ret));
@@ -688,8 +689,7 @@ export class Socket {
    */
   discard(): void {
     if (this.#closed) return;
-    for (const w of this.#waits ?? []) w.abort(new Error("socket discarded"));
-    this.#closed = true;
+    this.#release("socket discarded");
     this.#io.close(this.fd);
   }
 
@@ -699,11 +699,16 @@ export class Socket {
       "close",
       () => [],
       () => {
-        for (const w of this.#waits ?? []) w.abort(new Error("socket closed"));
-        this.#closed = true;
+        this.#release("socket closed");
         return this.#io.close(this.fd);
       },
     );
+  }
+
+  // Marks the socket closed (its number may be reused from here on) and wakes its pending waits.
+  #release(why: string): void {
+    for (const w of this.#waits ?? []) w.abort(new Error(why));
+    this.#closed = true;
   }
 }
 
@@ -716,9 +721,5 @@ function flagText(mask: number): string {
 }
 
 function eventText(mask: number): string {
-  return (
-    C.POLL_EVENTS.filter(([, bit]) => (mask & bit) !== 0)
-      .map(([n]) => n)
-      .join("|") || "0"
-  );
+  return C.pollNames(mask).join("|") || "0";
 }

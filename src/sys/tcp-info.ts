@@ -122,8 +122,8 @@ export const TCP_INFO_FIELDS: readonly TcpInfoField[] = [
   bitsOf("options2", 276, 32, 8, 24),
 ];
 
-/** The largest struct this table knows; a newer kernel simply fills no more than this. */
-export const TCP_INFO_MAX_SIZE = 280;
+/** The largest struct this table knows (its last field's end); a newer kernel simply fills no more than this. */
+export const TCP_INFO_MAX_SIZE = Math.max(...TCP_INFO_FIELDS.map((f) => f.offset + f.width / 8));
 
 /** TCP_INFO as numbers (u64 fields as numbers: exact below 2^53), plus names for state and ca_state. */
 export interface TcpInfo {
