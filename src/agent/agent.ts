@@ -3,7 +3,6 @@
 // wait never holds back the calls behind it; answers go out as they finish, in any order.
 import { release } from "node:os";
 import type { Readable, Writable } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
 import { hostCall, SOCKET_METHODS, type SocketMethod } from "../sys/methods.js";
 import { type Netns, Socket } from "../sys/socket.js";
 import {
@@ -12,6 +11,7 @@ import {
   encodeError,
   encodeValue,
   type HelloInfo,
+  lineSplitter,
   OPS,
   PROTOCOL_VERSION,
   type RequestId,
@@ -201,23 +201,10 @@ export function runAgent(input: Readable, output: Writable, options: AgentOption
     void p.finally(() => inflight.delete(p));
   }
 
-  const decoder = new StringDecoder("utf8");
-  let pending = "";
-  const onData = (chunk: Buffer | string) => {
-    const text = typeof chunk === "string" ? chunk : decoder.write(chunk);
-    // Only the new text is searched, so a line of many megabytes (a large write) costs linear time.
-    if (!text.includes("\n")) {
-      pending += text;
-      return;
-    }
-    const lines = (pending + text).split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) accept(line);
-  };
+  const lines = lineSplitter(accept);
+  const onData = (chunk: Buffer | string) => lines.write(chunk);
   const onEnd = () => {
-    pending += decoder.end();
-    if (pending !== "") accept(pending);
-    pending = "";
+    lines.end();
     void finish();
   };
   const onInputError = (e: Error) => {

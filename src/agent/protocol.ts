@@ -1,6 +1,7 @@
 // The agent's wire format: one JSON object per line each way, and a codec for the values that
 // cross it. Buffers, sockets, undefined and errors do not survive plain JSON, so each gets a
 // `$`-marker; the other side rebuilds the same value, down to `instanceof SysError`.
+import { StringDecoder } from "node:string_decoder";
 import { SysError, WaitTimeoutError } from "../sys/errors.js";
 
 /** Bumped whenever a line's meaning changes: a lab refuses an agent that speaks another version. */
@@ -252,4 +253,31 @@ export function decodeError(wire: WireError): Error {
   }
   if (wire.stack !== undefined) Object.defineProperty(err, "remoteStack", { value: wire.stack, configurable: true });
   return err;
+}
+
+/** Cuts a stream's chunks into lines, for both ends of the wire; `end` hands over a last line without a newline. */
+export function lineSplitter(onLine: (line: string) => void): {
+  write(chunk: Buffer | string): void;
+  end(): void;
+} {
+  const decoder = new StringDecoder("utf8");
+  let pending = "";
+  return {
+    write(chunk) {
+      const text = typeof chunk === "string" ? chunk : decoder.write(chunk);
+      // Only the new text is searched, so a line of many megabytes (a large write or read) costs linear time.
+      if (!text.includes("\n")) {
+        pending += text;
+        return;
+      }
+      const lines = (pending + text).split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) onLine(line);
+    },
+    end() {
+      pending += decoder.end();
+      if (pending !== "") onLine(pending);
+      pending = "";
+    },
+  };
 }

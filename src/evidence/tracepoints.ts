@@ -355,8 +355,8 @@ export class Trace {
   }
 }
 
-/** Starts recording the five TCP tracepoints in a new private instance; sweeps dead runs' instances first. */
-// Creates and arms a private instance: the common start of a Trace and of a TraceStream.
+// Creates and arms a private instance with the five TCP tracepoints, sweeping dead runs' instances
+// first: the common start of a Trace and of a TraceStream.
 async function armInstance(
   opts: TraceOptions,
 ): Promise<{ dir: string; filters: Partial<Record<TraceEventName, string>> }> {

@@ -3,7 +3,6 @@
 // Calls are recorded here, on the lab's clock, so remote hosts share the truss-like listing.
 import type { ChildProcess } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
 import { fileURLToPath } from "node:url";
 import {
   type CodecHooks,
@@ -12,6 +11,7 @@ import {
   encodeError,
   encodeValue,
   type HelloInfo,
+  lineSplitter,
   PROTOCOL_VERSION,
   type Request,
   type SignalRef,
@@ -210,15 +210,8 @@ export class AgentClient {
     this.exited = new Promise((resolve) => {
       this.#resolveExited = resolve;
     });
-    const decoder = new StringDecoder("utf8");
-    let partial = "";
-    input.on("data", (chunk: Buffer | string) => {
-      partial += typeof chunk === "string" ? chunk : decoder.write(chunk);
-      if (!partial.includes("\n")) return;
-      const lines = partial.split("\n");
-      partial = lines.pop() ?? "";
-      for (const line of lines) this.#onLine(line);
-    });
+    const lines = lineSplitter((line) => this.#onLine(line));
+    input.on("data", (chunk: Buffer | string) => lines.write(chunk));
     // EPIPE after the agent died says nothing its exit will not say better.
     output.on("error", () => {});
     const child = this.#child;

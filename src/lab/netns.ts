@@ -533,13 +533,14 @@ export class NetnsLab {
 
   /** Creates the host's links: a veth per switch, the host end named eth<N> with its addresses and MAC. */
   async plug(host: NetnsHost): Promise<void> {
-    const router = [...this.#routers.values()].find((r) => r.host === host);
+    const router = this.#routers.get(host.name);
     const switches = router ? router.switches : [host.switchIndex];
+    const ports = this.#ports(host);
     const swCmds: string[] = [];
     const hostCmds: string[] = [];
     switches.forEach((sw, n) => {
       const plan = router ? this.plan.router(sw) : host.plan;
-      const port = n === 0 ? host.port : `${host.port}x${n}`;
+      const port = ports[n] as string;
       swCmds.push(
         `link add ${port} type veth peer name eth${n} address ${plan.mac} netns ${host.netnsPath}`,
         `link set ${port} master br${sw} up`,
@@ -550,7 +551,7 @@ export class NetnsLab {
         `link set eth${n} up`,
       );
     });
-    await run(["ip", "-batch", "-"], { netns: this.#switchNs.path, input: swCmds.join("\n") });
+    await this.#switchRun(swCmds);
     await run(["ip", "-batch", "-"], { netns: host.netnsPath, input: hostCmds.join("\n") });
     await this.#waitForwarding(host);
     if (!router) await this.#routes(host);
@@ -618,8 +619,7 @@ export class NetnsLab {
     await this.powerOff(host);
     const delay = options.bootDelayMs ?? 0;
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    await host.boot();
-    this.#fault("boot", [host], `generation ${host.generation}`);
+    await this.powerOn(host);
   }
 
   /** Boots a host that is off. */
@@ -711,10 +711,9 @@ export class NetnsLab {
    * makes the handshake's RTT 1 s (so RTO 3 s), which skews every timing after it.
    */
   async #waitForwarding(host: NetnsHost, boundMs = 5000): Promise<void> {
-    const ports = this.#ports(host);
     const deadline = performance.now() + boundMs;
     for (;;) {
-      const pending = await this.#notForwarding(host, ports);
+      const pending = await this.#notForwarding(host);
       if (pending.length === 0) return;
       if (performance.now() > deadline) {
         throw new Error(
@@ -726,14 +725,14 @@ export class NetnsLab {
   }
 
   // Host ends whose operstate is not UP yet, and switch ports not UP or not yet forwarding.
-  async #notForwarding(host: NetnsHost, ports: string[]): Promise<string[]> {
+  async #notForwarding(host: NetnsHost): Promise<string[]> {
     type Link = { ifname: string; operstate?: string; linkinfo?: { info_slave_data?: { state?: string } } };
     const links = async (netns: string) =>
       JSON.parse((await run(["ip", "-j", "-d", "link", "show"], { netns })).stdout) as Link[];
     const [inHost, inSwitch] = await Promise.all([links(host.netnsPath), links(this.#switchNs.path)]);
-    const hostEnds = ports.map((_, n) => `eth${n}`);
+    const ports = this.#ports(host);
     const pending: string[] = [];
-    for (const name of hostEnds) {
+    for (const name of ports.map((_, n) => `eth${n}`)) {
       const l = inHost.find((x) => x.ifname === name);
       if (l?.operstate !== "UP") pending.push(`${host.name}'s ${name} (${l?.operstate ?? "missing"})`);
     }
@@ -821,8 +820,6 @@ export class NetnsLab {
             rl.push(
               `    ip saddr ${hx.ipv4} ip daddr ${hy.ipv4} drop`,
               `    ip saddr ${hy.ipv4} ip daddr ${hx.ipv4} drop`,
-            );
-            rl.push(
               `    ip6 saddr ${hx.ipv6} ip6 daddr ${hy.ipv6} drop`,
               `    ip6 saddr ${hy.ipv6} ip6 daddr ${hx.ipv6} drop`,
             );
@@ -863,10 +860,18 @@ export class NetnsLab {
     const caps = this.#captures.splice(0);
     this.#captureDir = undefined;
     await Promise.all(caps.map((c) => c.stop()));
+    return { packets: await this.#readCaptures(caps), files: caps.map((c) => c.file) };
+  }
+
+  /** The packets captured so far, capture still running: tcpdump writes each packet as it sees it. */
+  capturedPackets(): Promise<Packet[]> {
+    return this.#readCaptures(this.#captures);
+  }
+
+  async #readCaptures(caps: readonly Capture[]): Promise<Packet[]> {
     const originRealtimeUs = this.originRealtimeUs();
     const packets = (await Promise.all(caps.map((c) => readPcap(c.file, { host: c.host, originRealtimeUs })))).flat();
-    packets.sort((a, b) => a.atUs - b.atUs);
-    return { packets, files: caps.map((c) => c.file) };
+    return packets.sort((a, b) => a.atUs - b.atUs);
   }
 
   /** The wall-clock µs at the transcript's origin: converts pcap timestamps onto the lab's clock. */
@@ -878,8 +883,10 @@ export class NetnsLab {
   async startTrace(): Promise<{ available: boolean; reason?: string }> {
     const status = tracefsStatus();
     if (!status.available) return { available: false, ...(status.reason ? { reason: status.reason } : {}) };
-    this.#trace = { fromNs: process.hrtime.bigint(), addresses: this.#allPlannedAddresses() };
+    const fromNs = process.hrtime.bigint();
+    // Recorded only once acquired: a failed start must leave no trace for stopTrace to release.
     await sharedTrace.acquire();
+    this.#trace = { fromNs, addresses: this.#allPlannedAddresses() };
     return { available: true };
   }
 

@@ -15,6 +15,7 @@ import {
 } from "../../src/evidence/capture.js";
 import { run, spawnIn } from "../../src/lab/exec.js";
 import { Netns, Socket } from "../../src/sys/index.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const CLIENT = "198.18.0.1";
 const SERVER = "198.18.0.2";
@@ -32,16 +33,6 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = WAIT_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -437,11 +428,17 @@ t.test("a real connection on a veth: handshake, 5 bytes, FINs, ARP", async (t) =
   conn.close();
 
   // Wait for the client's ACK of the server's FIN: with -U it is in the file as soon as it is sent.
-  await until("the last ACK of the close", async () => {
-    const ps = (await readPcap(file)).filter((p) => p.kind === "tcp");
-    const serverFin = ps.findIndex((p) => isFrom(p, SERVER, SERVER_PORT) && p.flags?.includes("F"));
-    return serverFin >= 0 && ps.slice(serverFin + 1).some((p) => isFrom(p, CLIENT, CLIENT_PORT)) ? true : undefined;
-  });
+  await waitUntil(
+    "the last ACK of the close",
+    async () => {
+      const ps = (await readPcap(file)).filter((p) => p.kind === "tcp");
+      const serverFin = ps.findIndex((p) => isFrom(p, SERVER, SERVER_PORT) && p.flags?.includes("F"));
+      return serverFin >= 0 && ps.slice(serverFin + 1).some((p) => isFrom(p, CLIENT, CLIENT_PORT));
+    },
+    (seen) => seen,
+    WAIT_MS,
+    20,
+  );
   await cap.stop();
   t.notOk(alive(cap.pid), "tcpdump is gone once stop resolves");
   await cap.stop();

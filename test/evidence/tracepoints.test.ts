@@ -14,6 +14,7 @@ import {
   tracefsStatus,
 } from "../../src/evidence/tracepoints.js";
 import { Netns, Socket } from "../../src/sys/index.js";
+import { waitUntil } from "../helpers/wait.js";
 
 // Tracepoints are machine-wide: ports of this process's own keep another run's loopback tests out.
 const PORT = 20_000 + (process.pid % 20_000);
@@ -113,14 +114,16 @@ function ourInstances(): string[] {
   return readdirSync(`${status.root}/instances`).filter((n) => n.startsWith(`sockprobe-${process.pid}-`));
 }
 
-// kselftest's slowwait: poll the trace for something the kernel must do, under a bound, never a bare sleep.
+// Polls the trace for something the kernel must do, under a bound.
 async function waitFor(trace: Trace, what: string, done: (events: TraceEvent[]) => boolean): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    if (done(await trace.snapshot())) return;
-    if (Date.now() > deadline) throw new Error(`${what} not seen in the trace within ${WAIT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  // The events themselves carry bigints, which the timeout message cannot print: wait on the verdict.
+  await waitUntil(
+    `${what} in the trace`,
+    async () => done(await trace.snapshot()),
+    (seen) => seen,
+    WAIT_MS,
+    10,
+  );
 }
 
 function transitions(events: TraceEvent[], skaddr: string | undefined): string[] {

@@ -5,8 +5,9 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import t, { type Test } from "tap";
 import { TRACEFS_ROOTS } from "../../src/evidence/tracepoints.js";
-import { waitUntil, withLab } from "../helpers/lab.js";
+import { withLab } from "../helpers/lab.js";
 import { runAsNobody } from "../helpers/nobody.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const child = fileURLToPath(new URL("../fixtures/lab-child.ts", import.meta.url));
 
