@@ -2,12 +2,7 @@
 // reports, what successive reads return after a FIN or a RST, which errno tcp_reset() leaves, which
 // reset reason the tracepoint names, and the loss-probe and persist timers that bound our waits.
 import { POLL_EVENTS, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
-import { TCP_RTO_MIN_MS, tolerance } from "./tcp.js";
-
-/** TCP_DELACK_MAX: the longest a receiver holds back an ACK (and so a window update). */
-export const TCP_DELACK_MAX_MS = 200;
-/** TCP_TIMEOUT_MIN: what a tail loss probe adds to 2·srtt when more than one segment is in flight. */
-export const TCP_TIMEOUT_MIN_MS = 2;
+import { lossProbeMs, TCP_DELACK_MAX_MS, tolerance } from "./tcp.js";
 
 /** What one end of a connection has been through, as far as tcp_poll() and tcp_recvmsg() look. */
 export interface SocketCondition {
@@ -24,6 +19,13 @@ export interface SocketCondition {
   /** Room in the send buffer (sk_stream_is_writeable); true for an idle connection. */
   readonly writable?: boolean;
 }
+
+/** An open connection with nothing queued and nothing received that ends it. */
+export const IDLE: SocketCondition = { queued: 0, finReceived: false, resetReceived: false, errorPending: false };
+/** The peer's FIN processed, nothing queued. */
+export const AFTER_FIN: SocketCondition = { ...IDLE, finReceived: true };
+/** A RST processed on a synchronized connection, its error not yet taken. */
+export const AFTER_RST: SocketCondition = { ...IDLE, resetReceived: true, errorPending: true };
 
 /**
  * tcp_poll() (net/ipv4/tcp.c) for a connected socket, masked the way poll(2) masks it (do_pollfd:
@@ -45,6 +47,11 @@ export function tcpPollRevents(c: SocketCondition, events: number): string[] {
   if (c.errorPending) mask |= POLLERR;
   const shown = mask & (events | POLLERR | POLLHUP);
   return POLL_EVENTS.filter(([, bit]) => (shown & bit) !== 0).map(([name]) => name);
+}
+
+/** tcpPollRevents() as describeOutcome prints a poll's result: "POLLIN|POLLRDHUP", or "nothing". */
+export function reventsText(c: SocketCondition, events: number): string {
+  return tcpPollRevents(c, events).join("|") || "nothing";
 }
 
 /** tcp_reset(): the errno a RST leaves in sk_err, by the state it finds the socket in. */
@@ -84,15 +91,6 @@ export const RST_REASON = {
   /** A segment with ACK reaching only a listener (its connection is gone): tcp_v4_rcv via tcp_rcv_state_process. */
   ackToListener: "TCP_FLAGS",
 } as const;
-
-/**
- * tcp_schedule_loss_probe(): the tail loss probe fires 2·srtt after the last transmission, plus
- * the minimum RTO when one segment is in flight (else TCP_TIMEOUT_MIN), never later than the RTO.
- */
-export function lossProbeMs(opts: { srttMs: number; rtoMs: number; packetsOut: number }): number {
-  const extra = opts.packetsOut === 1 ? TCP_RTO_MIN_MS : TCP_TIMEOUT_MIN_MS;
-  return Math.min(2 * opts.srttMs + extra, opts.rtoMs);
-}
 
 /**
  * A bound on how long segments dropped by a short partition take to get through after it heals:

@@ -2,27 +2,28 @@
 // (net/ipv4/tcp_input.c, tcp_minisocks.c, inet_connection_sock.c, tcp_timer.c), the send buffer
 // against POLLOUT (net/ipv4/tcp.c, include/net/sock.h), the delayed ACK a queued child gives a
 // FIN, and TIME_WAIT against the ephemeral port range (inet_hashtables.c, tcp_ipv4.c).
-import { synGiveUp, TCP_RTO_MAX_MS, TCP_TIMEOUT_INIT_MS } from "./tcp.js";
+import {
+  CONFIG_HZ,
+  DEFAULTS,
+  synGiveUp,
+  TCP_DELACK_MAX_MS,
+  TCP_DELACK_MIN_MS,
+  TCP_RTO_MAX_MS,
+  TCP_TIMEOUT_INIT_MS,
+} from "./tcp.js";
 
-/** Defaults of a fresh network namespace (Linux 6.18) for the sysctls this group tunes. */
+/** Defaults of a fresh network namespace (Linux 6.18) for the sysctls this group tunes beyond DEFAULTS. */
 export const QUEUE_DEFAULTS = {
-  tcp_syn_retries: 6,
-  tcp_syn_linear_timeouts: 4,
   tcp_synack_retries: 5,
   tcp_abort_on_overflow: 0,
-  somaxconn: 4096,
   tcp_tw_reuse: 2,
   tcp_tw_reuse_delay: 1000,
   ip_local_port_range: [32768, 60999],
   tcp_notsent_lowat: 4294967295,
 } as const;
 
-/** TCP_DELACK_MIN (HZ/25): the shortest delayed-ACK timer. */
-export const TCP_DELACK_MIN_MS = 40;
-/** TCP_DELACK_MAX (HZ/5): the longest delayed-ACK timer. */
-export const TCP_DELACK_MAX_MS = 200;
-/** One jiffy at HZ=250: the granularity of every TCP timer. */
-export const JIFFY_MS = 4;
+/** One jiffy: the granularity of every TCP timer. */
+export const JIFFY_MS = 1000 / CONFIG_HZ;
 
 // ---------------------------------------------------------------- handshake and accept queue
 
@@ -43,8 +44,8 @@ export interface SynRetransmissions {
  * retransmissions at 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s, ETIMEDOUT at 131 s (the limit being 127 s).
  */
 export function synRetransmissions(
-  synRetries: number = QUEUE_DEFAULTS.tcp_syn_retries,
-  linearTimeouts: number = QUEUE_DEFAULTS.tcp_syn_linear_timeouts,
+  synRetries: number = DEFAULTS.tcp_syn_retries,
+  linearTimeouts: number = DEFAULTS.tcp_syn_linear_timeouts,
   rtoMaxMs = TCP_RTO_MAX_MS,
 ): SynRetransmissions {
   const g = synGiveUp({ synRetries, linearTimeouts, rtoMaxMs });
@@ -102,12 +103,6 @@ export function nextAttemptAfter(scheduleMs: readonly number[], freedAtMs: numbe
 export function overflowOutcome(segment: "SYN" | "final ACK", abortOnOverflow: number): "dropped" | "ignored" | "RST" {
   if (segment === "SYN") return "dropped";
   return abortOnOverflow ? "RST" : "ignored";
-}
-
-/** The delays of a timer chain, each armed when the one before fired, up to its firing at `atMs` (one of `scheduleMs`). */
-export function chainDelays(scheduleMs: readonly number[], atMs: number): number[] {
-  const upTo = scheduleMs.filter((t) => t <= atMs);
-  return upTo.map((t, i) => t - (i === 0 ? 0 : (upTo[i - 1] as number)));
 }
 
 // ---------------------------------------------------------------- a FIN to a queued child

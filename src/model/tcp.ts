@@ -9,6 +9,12 @@ export const TCP_RTO_MAX_MS = 120_000;
 export const TCP_TIMEOUT_INIT_MS = 1000;
 /** TCP_TIMEWAIT_LEN: how long TIME_WAIT lasts, fixed at compile time. */
 export const TCP_TIMEWAIT_LEN_MS = 60_000;
+/** TCP_TIMEOUT_MIN: what a tail loss probe adds to 2·srtt when more than one segment is in flight. */
+export const TCP_TIMEOUT_MIN_MS = 2;
+/** TCP_DELACK_MIN (HZ/25): the shortest delayed-ACK timer. */
+export const TCP_DELACK_MIN_MS = 40;
+/** TCP_DELACK_MAX (HZ/5): the longest a receiver holds back an ACK (and so a window update). */
+export const TCP_DELACK_MAX_MS = 200;
 /** Linux defaults a fresh network namespace starts from. */
 export const DEFAULTS = {
   tcp_retries2: 15,
@@ -74,6 +80,22 @@ export function timerChainExpectation(delaysMs: readonly number[], why: string, 
   };
 }
 
+/** The delays of a timer chain, each armed when the one before fired, up to its firing at `atMs` (one of `scheduleMs`). */
+export function chainDelays(scheduleMs: readonly number[], atMs: number): number[] {
+  const upTo = scheduleMs.filter((t) => t <= atMs);
+  return upTo.map((t, i) => t - (i === 0 ? 0 : (upTo[i - 1] as number)));
+}
+
+/**
+ * tcp_schedule_loss_probe(): the tail loss probe fires 2·srtt after the last transmission, plus
+ * the minimum RTO when one segment is in flight (its ACK may be delayed), else TCP_TIMEOUT_MIN,
+ * never later than the RTO.
+ */
+export function lossProbeMs(opts: { srttMs: number; rtoMs: number; packetsOut: number }): number {
+  const extra = opts.packetsOut === 1 ? TCP_RTO_MIN_MS : TCP_TIMEOUT_MIN_MS;
+  return Math.min(2 * opts.srttMs + extra, opts.rtoMs);
+}
+
 /** tcp_model_timeout(): the time retries2 (or retries1, syn_retries) stands for, in ms. */
 export function modelTimeoutMs(boundary: number, rtoBaseMs = TCP_RTO_MIN_MS, rtoMaxMs = TCP_RTO_MAX_MS): number {
   const thresh = Math.floor(Math.log2(rtoMaxMs / rtoBaseMs));
@@ -120,10 +142,10 @@ export function retransmissionDeath(opts: {
   tailLossProbe?: boolean;
 }): RetransmissionDeath {
   const rtoMax = opts.rtoMaxMs ?? TCP_RTO_MAX_MS;
-  // tcp_schedule_loss_probe(): TCP_RTO_MIN is added only for a lone segment (its ACK may be delayed),
-  // TCP_TIMEOUT_MIN (2 ms) otherwise; never later than the RTO itself.
-  const extra = (opts.segmentsInFlight ?? 1) > 1 ? 2 : TCP_RTO_MIN_MS;
-  const tlp = opts.tailLossProbe === false ? undefined : Math.min(2 * (opts.srttMs ?? 0) + extra, opts.rtoMs);
+  const tlp =
+    opts.tailLossProbe === false
+      ? undefined
+      : lossProbeMs({ srttMs: opts.srttMs ?? 0, rtoMs: opts.rtoMs, packetsOut: opts.segmentsInFlight ?? 1 });
   const schedule: number[] = tlp === undefined ? [] : [tlp];
   const start = (tlp ?? 0) + opts.rtoMs;
   schedule.push(start);
@@ -149,7 +171,7 @@ export function retransmissionDeath(opts: {
       : `tcp_retries2=${opts.retries2}, i.e. ${limit} ms`;
   return {
     deathMs,
-    intervals: schedule.map((t, i) => t - (i === 0 ? 0 : (schedule[i - 1] as number))),
+    intervals: chainDelays(schedule, deathMs),
     retransmissions: schedule.length - 1,
     limitMs: limit,
     startMs: start,
@@ -212,7 +234,7 @@ export function synGiveUp(opts: { synRetries: number; linearTimeouts?: number; r
     retransmissions: schedule.length - 1,
     limitMs: limit,
     schedule,
-    intervals: schedule.map((t, i) => t - (i === 0 ? 0 : (schedule[i - 1] as number))),
+    intervals: chainDelays(schedule, deathMs),
     why: `tcp_syn_retries=${opts.synRetries}, i.e. ${limit / 1000} s from the first SYN; SYN timer ${shape}; SYNs resent at ${schedule
       .slice(0, -1)
       .map((x) => x / 1000)

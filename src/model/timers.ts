@@ -1,7 +1,7 @@
 // Timers beyond src/model/tcp.ts, as arithmetic: the orphaned FIN_WAIT2 lifetime as
 // tcp_rcv_state_process and tcp_keepalive_timer arm it, keepalive with TCP_USER_TIMEOUT, and when
 // queued data is delivered after an outage.
-import { finWait2LifetimeMs, humanMs, TCP_TIMEWAIT_LEN_MS } from "./tcp.js";
+import { chainDelays, finWait2LifetimeMs, humanMs, TCP_TIMEWAIT_LEN_MS } from "./tcp.js";
 
 /** An orphaned FIN_WAIT2, timed from the ACK of its FIN. */
 export interface FinWait2Lifetime {
@@ -87,7 +87,7 @@ export function keepaliveDeath(opts: {
 
 /** The delays between consecutive keepalive firings (for the timer wheel's slack), the first from the last segment received. */
 export function keepaliveTimerDelays(d: KeepaliveDeath): number[] {
-  return d.firingsMs.map((at, i) => at - (i === 0 ? 0 : (d.firingsMs[i - 1] as number)));
+  return chainDelays(d.firingsMs, d.deathMs);
 }
 
 /**

@@ -1,10 +1,10 @@
 // Abortive close: SO_LINGER {1, 0} and close with unread data both send a RST; what the peer still reads, its errno, and what is lost.
 import type { HostSocket } from "../lab/host.js";
-import { RST_REASON, readSequence, type SocketCondition, tcpPollRevents, zeroWindowBoundMs } from "../model/close.js";
+import { AFTER_RST, RST_REASON, readSequence, reventsText, zeroWindowBoundMs } from "../model/close.js";
 import { humanMs, tolerance } from "../model/tcp.js";
 import { POLLIN, POLLRDHUP } from "../sys/constants.js";
-import { describeOutcome, type Scenario, type ScenarioContext } from "./scenario.js";
-import { kangAndKodos, stateChanges } from "./steps.js";
+import { describeOutcome, isErrnoName, type Scenario, type ScenarioContext } from "./scenario.js";
+import { connection, kangAndKodos, SERVER_PORT, stateChanges, tcpTimers, waitUntil } from "./steps.js";
 
 // A receive buffer small enough that the closer's send queue backs up behind a closed window.
 const SMALL_RCVBUF = 4096;
@@ -14,16 +14,6 @@ const DELIVERED = 500;
 const IN_FLIGHT = 1000;
 const REQUEST = "GET /report HTTP/1.1\r\nHost: kodos\r\n\r\n";
 const RESPONSE = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n";
-
-// Polls a condition (bounded) every 10 ms; the last value either way.
-async function waitUntil<T>(probe: () => Promise<T>, done: (v: T) => boolean, boundMs: number): Promise<T> {
-  const deadline = Date.now() + boundMs;
-  for (;;) {
-    const v = await probe();
-    if (done(v) || Date.now() >= deadline) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 // The peer's view once the RST is in: it is woken, then reads whatever arrived before the RST,
 // then the error, then 0; every step against the model. Returns the bytes read.
@@ -35,9 +25,9 @@ async function afterReset(
   closedAt: number,
   boundMs: number,
 ): Promise<number> {
-  const c: SocketCondition = { queued, finReceived: false, resetReceived: true, errorPending: true };
+  const c = { ...AFTER_RST, queued };
   const woke = await ctx.pollNames("kang", peer, POLLIN | POLLRDHUP, boundMs, `${when}: poll(POLLIN|POLLRDHUP)`);
-  ctx.expectOk(woke, tcpPollRevents(c, POLLIN | POLLRDHUP).join("|"), { headline: true });
+  ctx.expectOk(woke, reventsText(c, POLLIN | POLLRDHUP), { headline: true });
   ctx.expectTime(
     `${when}: kang woken after kodos's close`,
     { ms: 0, toleranceMs: tolerance(0), why: "the RST crosses a LAN at once" },
@@ -51,8 +41,7 @@ async function afterReset(
   for (const want of readSequence(c)) {
     const r = await ctx.attempt("kang", `${when}: read`, () => peer.read(1 << 20));
     // One read takes the whole queue: tcp_recvmsg copies across segments up to the length asked.
-    if (/^E[A-Z]+$/.test(want)) ctx.expectErrno(r, want, { headline: true });
-    else ctx.expectOk(r, want);
+    ctx.expectOutcome(r, want, { headline: isErrnoName(want) });
     read += r.value?.length ?? 0;
     seen.push(describeOutcome(r));
   }
@@ -74,16 +63,14 @@ export const scenario: Scenario = {
   async run(ctx) {
     const { lab } = ctx;
     const { kang, kodos, listener } = await kangAndKodos(lab);
-    const accept = () => listener.acceptAsync({ timeoutMs: 2000 });
-    const rtoOf = async (s: HostSocket) => Number((await s.tcpInfo()).rto) / 1000;
     const ports: Record<string, number> = {};
 
     // 1. SO_LINGER {1, 0} while kang's window is closed: kang holds unread bytes, kodos unsent ones.
     {
       const peer = await kang.socket();
       await peer.setOption("SO_RCVBUF", SMALL_RCVBUF);
-      await peer.connectAsync(kodos.ipv4, 8080, { timeoutMs: 2000 });
-      const closer = await accept();
+      await peer.connectAsync(kodos.ipv4, SERVER_PORT, { timeoutMs: 2000 });
+      const closer = await listener.acceptAsync({ timeoutMs: 2000 });
       ports.linger = (await peer.localAddress()).port;
       let written = 0;
       for (;;) {
@@ -95,7 +82,7 @@ export const scenario: Scenario = {
         written += w.value ?? 0;
       }
       ctx.say(`kodos writes ${written} bytes to kang, which reads nothing, until its send buffer is full`);
-      const rtoMs = await rtoOf(closer);
+      const { rtoMs } = await tcpTimers(closer);
       const bound = zeroWindowBoundMs(rtoMs);
       const info = await waitUntil(
         () => closer.tcpInfo(),
@@ -137,10 +124,9 @@ export const scenario: Scenario = {
       const route = kodos.spawn(["ip", "route", "replace", `${kang.ipv4}/32`, "dev", "eth0", "rto_min", "3s"]);
       const routed = await route.exited;
       ctx.expectEqual("in flight: kodos's route to kang with rto_min 3 s", 0, routed.code ?? -1);
-      const peer = await kang.connect(kodos.ipv4, 8080);
-      const closer = await accept();
-      ports.inflight = (await peer.localAddress()).port;
-      const rtoMs = await rtoOf(closer);
+      const { client: peer, server: closer, port } = await connection(kang, kodos, listener);
+      ports.inflight = port;
+      const { rtoMs } = await tcpTimers(closer);
       await closer.write(Buffer.alloc(DELIVERED, 0x62));
       ctx.expectOk(
         await ctx.pollNames("kang", peer, POLLIN, rtoMs + tolerance(rtoMs), "in flight: the first bytes reached kang"),
@@ -177,10 +163,9 @@ export const scenario: Scenario = {
 
     // 3. close() with unread data: the request kodos never read turns its close into a RST.
     {
-      const peer = await kang.connect(kodos.ipv4, 8080);
-      const closer = await accept();
-      ports.unread = (await peer.localAddress()).port;
-      const rtoMs = await rtoOf(closer);
+      const { client: peer, server: closer, port } = await connection(kang, kodos, listener);
+      ports.unread = port;
+      const { rtoMs } = await tcpTimers(closer);
       await peer.write(REQUEST);
       ctx.expectOk(
         await ctx.pollNames("kodos", closer, POLLIN, rtoMs + tolerance(rtoMs), "unread: the request reached kodos"),
@@ -243,7 +228,7 @@ export const scenario: Scenario = {
       ctx.expectEqual(
         "unread: kodos's path (a RST, no FIN)",
         "ESTABLISHED>CLOSE",
-        trace.path(kodos.ipv4, 8080, "ESTABLISHED", ports.unread),
+        trace.path(kodos.ipv4, SERVER_PORT, "ESTABLISHED", ports.unread),
       );
       ctx.expectEqual("unread: RSTs kang received", 1, received(ports.unread ?? 0));
     } else {

@@ -3,7 +3,7 @@ import { type SocketCondition, tcpPollRevents } from "../model/close.js";
 import { TCP_TIMEWAIT_LEN_MS, tolerance } from "../model/tcp.js";
 import { POLLIN, POLLRDHUP } from "../sys/constants.js";
 import type { Scenario } from "./scenario.js";
-import { connection, kangAndKodos, stateChanges, waitForNoRow, waitForRow } from "./steps.js";
+import { connection, kangAndKodos, SERVER_PORT, stateChanges, tcpTimers, waitForNoRow, waitForRow } from "./steps.js";
 
 const REQUESTS = ["GET /a\n", "GET /b\n", "GET /c\n"];
 // Each response is several segments long, so the answer spans many segments and reads.
@@ -29,7 +29,7 @@ export const scenario: Scenario = {
     const { lab } = ctx;
     const { kang, kodos, listener } = await kangAndKodos(lab);
     const { client, server, port } = await connection(kang, kodos, listener);
-    const rtoMs = Number((await client.tcpInfo()).rto) / 1000;
+    const { rtoMs } = await tcpTimers(client);
     // Nothing here is lost, so every wait is one LAN delivery; a retransmission (one RTO) is the most it may take.
     const boundMs = rtoMs + tolerance(rtoMs);
 
@@ -146,7 +146,7 @@ export const scenario: Scenario = {
       { ms: TCP_TIMEWAIT_LEN_MS, toleranceMs: tolerance(TCP_TIMEWAIT_LEN_MS), why: "TCP_TIMEWAIT_LEN, just entered" },
       tw?.timer?.expiresMs ?? 0,
     );
-    const gone = await waitForNoRow(kodos, (r) => r.local.port === 8080 && r.peer.port === port, boundMs);
+    const gone = await waitForNoRow(kodos, (r) => r.local.port === SERVER_PORT && r.peer.port === port, boundMs);
     ctx.expectEqual("kodos keeps no socket for the connection", true, gone, { headline: true });
 
     const states = await stateChanges(lab);
@@ -159,7 +159,7 @@ export const scenario: Scenario = {
       ctx.expectEqual(
         "kodos's path",
         "ESTABLISHED>CLOSE_WAIT>LAST_ACK>CLOSE",
-        states.path(kodos.ipv4, 8080, "ESTABLISHED", port),
+        states.path(kodos.ipv4, SERVER_PORT, "ESTABLISHED", port),
       );
       const acked = states.enteredAt(kang.ipv4, port, "FIN_WAIT2");
       const finSent = states.enteredAt(kang.ipv4, port, "FIN_WAIT1");

@@ -1,8 +1,9 @@
 // Normal teardown: who gets POLLIN and read 0, the states each side passes, who ends in TIME_WAIT.
+import { AFTER_FIN, reventsText } from "../model/close.js";
 import { TCP_TIMEWAIT_LEN_MS, tolerance } from "../model/tcp.js";
 import { POLLIN, POLLRDHUP } from "../sys/constants.js";
 import type { Scenario } from "./scenario.js";
-import { connection, kangAndKodos, stateChanges, waitForRow } from "./steps.js";
+import { connection, kangAndKodos, SERVER_PORT, stateChanges, waitForRow } from "./steps.js";
 
 export const scenario: Scenario = {
   name: "normal-teardown",
@@ -23,7 +24,7 @@ export const scenario: Scenario = {
     await lab.exitApplication(kodos);
     ctx.say("kodos's process exits (Ctrl-C): the kernel closes its sockets");
     const woke = await waiting;
-    ctx.expectOk(woke, "POLLIN|POLLRDHUP", { headline: true });
+    ctx.expectOk(woke, reventsText(AFTER_FIN, POLLIN | POLLRDHUP), { headline: true });
     ctx.expectTime(
       "kang woken after kodos's exit",
       { ms: oneWayMs, toleranceMs: tolerance(oneWayMs), why: "one FIN, half the smoothed RTT across the switch" },
@@ -37,7 +38,7 @@ export const scenario: Scenario = {
 
     const tw = await waitForRow(
       kodos,
-      (r) => r.local.port === 8080 && r.peer.port === port && r.state === "TIME_WAIT",
+      (r) => r.local.port === SERVER_PORT && r.peer.port === port && r.state === "TIME_WAIT",
       3000,
     );
     ctx.expectEqual("kodos's final state", "TIME_WAIT", tw?.state ?? "none", { headline: true });
@@ -65,9 +66,11 @@ export const scenario: Scenario = {
       );
       ctx.expectThat(
         "kodos's path",
-        /^ESTABLISHED>FIN_WAIT1>(FIN_WAIT2|CLOSING)>CLOSE$/.test(states.path(kodos.ipv4, 8080, "ESTABLISHED", port)),
+        /^ESTABLISHED>FIN_WAIT1>(FIN_WAIT2|CLOSING)>CLOSE$/.test(
+          states.path(kodos.ipv4, SERVER_PORT, "ESTABLISHED", port),
+        ),
         "ESTABLISHED>FIN_WAIT1>FIN_WAIT2 (or CLOSING)>CLOSE, then a TIME_WAIT mini-socket",
-        states.path(kodos.ipv4, 8080, "ESTABLISHED", port),
+        states.path(kodos.ipv4, SERVER_PORT, "ESTABLISHED", port),
       );
     } else {
       ctx.say(`tracepoints unavailable (${states.reason}): state paths not checked`);

@@ -5,6 +5,7 @@ import type { HostSocket } from "../lab/host.js";
 import { DEFAULTS, humanMs, retransmissionDeath, timerChainExpectation, tolerance } from "../model/tcp.js";
 import { POLLIN, POLLRDHUP } from "../sys/constants.js";
 import type { Scenario, ScenarioContext } from "./scenario.js";
+import { SERVER_PORT, tcpTimers } from "./steps.js";
 
 const RETRIES2 = 3;
 const USER_TIMEOUT_MS = 1500;
@@ -42,20 +43,16 @@ export const scenario: Scenario = {
     const amy = await lab.addHost("amy", { sysctls: { "net.ipv4.tcp_retries2": RETRIES2, ...FAST_NEIGH } });
     const kodos = await lab.addHost("kodos");
     const kif = await lab.addHost("kif");
-    const toKodos = await kodos.listen(8080);
-    const toKif = await kif.listen(8080);
-    const a = await kang.connect(kodos.ipv4, 8080);
-    const b = await kang.connect(kif.ipv4, 8080);
-    const c = await amy.connect(kodos.ipv4, 8080);
+    const toKodos = await kodos.listen(SERVER_PORT);
+    const toKif = await kif.listen(SERVER_PORT);
+    const a = await kang.connect(kodos.ipv4, SERVER_PORT);
+    const b = await kang.connect(kif.ipv4, SERVER_PORT);
+    const c = await amy.connect(kodos.ipv4, SERVER_PORT);
     for (let i = 0; i < 3; i++) await (i === 1 ? toKif : toKodos).acceptAsync({ timeoutMs: 2000 });
     await b.setOption("TCP_USER_TIMEOUT", USER_TIMEOUT_MS);
-    const timers = async (s: HostSocket) => {
-      const i = await s.tcpInfo();
-      return { rtoMs: Number(i.rto) / 1000, srttMs: Number(i.rtt) / 1000 };
-    };
-    const ta = await timers(a);
-    const tb = await timers(b);
-    const tc = await timers(c);
+    const ta = await tcpTimers(a);
+    const tb = await tcpTimers(b);
+    const tc = await tcpTimers(c);
     ctx.observe("RTO before the fault", ta.rtoMs, "ms");
 
     const byRetries = retransmissionDeath({ ...ta, retries2: RETRIES2 });

@@ -110,6 +110,9 @@ export function describeOutcome(o: Outcome): string {
   return String(v);
 }
 
+/** Whether an expected result names an errno (ECONNRESET) rather than a value. */
+export const isErrnoName = (want: string): boolean => /^E[A-Z]+$/.test(want);
+
 const at = (us: number) => `+${(us / 1e6).toFixed(3)} s`;
 
 /** The scenario's view of a run. */
@@ -180,6 +183,11 @@ export class ScenarioContext {
         ? {}
         : { message: `expected ${expected} from ${o.call} on ${o.host}, got ${observed} at ${at(o.atUs)}` }),
     });
+  }
+
+  /** The call gave `want`, as the model's sequences name it: an errno (ECONNRESET), or a value as describeOutcome prints it. */
+  expectOutcome(o: Outcome, want: string, opts: { headline?: boolean } = {}): boolean {
+    return isErrnoName(want) ? this.expectErrno(o, want, opts) : this.expectOk(o, want, opts);
   }
 
   /** A value equals what was expected. */

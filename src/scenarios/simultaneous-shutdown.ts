@@ -5,7 +5,7 @@ import { tolerance } from "../model/tcp.js";
 import { POLLERR, POLLIN, POLLRDHUP } from "../sys/constants.js";
 import { errnoName } from "../sys/errors.js";
 import type { Scenario, ScenarioContext } from "./scenario.js";
-import { kangAndKodos, stateChanges, waitForRow } from "./steps.js";
+import { connection, kangAndKodos, SERVER_PORT, stateChanges, tcpTimers, waitForRow } from "./steps.js";
 
 // Requests answered while both sides run normally, before the shutdown.
 const ANSWERED = 3;
@@ -34,6 +34,7 @@ function lines(ctx: ScenarioContext, host: string, sock: HostSocket, boundMs: nu
 
 /** How one run ended, for the side-by-side comparison. */
 interface Tally {
+  /** Requests kodos read, each owed a response. */
   owed: number;
   received: number;
   clientErrors: string[];
@@ -52,12 +53,8 @@ async function run(ctx: ScenarioContext, listener: HostSocket, asymmetric: boole
   const kang = lab.host("kang");
   const kodos = lab.host("kodos");
   const which = asymmetric ? "asymmetric" : "symmetric";
-  const client = await kang.connect(kodos.ipv4, 8080);
-  const server = await listener.acceptAsync({ timeoutMs: 2000 });
-  const clientPort = (await client.localAddress()).port;
-  const info = await client.tcpInfo();
-  const rto = { srttMs: Number(info.rtt) / 1000, rtoMs: Number(info.rto) / 1000 };
-  const boundMs = redeliveryBoundMs(rto);
+  const { client, server, port: clientPort } = await connection(kang, kodos, listener);
+  const boundMs = redeliveryBoundMs(await tcpTimers(client));
   const clientLine = lines(ctx, "kang", client, boundMs);
   const serverLine = lines(ctx, "kodos", server, boundMs);
   const clientErrors: string[] = [];
@@ -78,7 +75,6 @@ async function run(ctx: ScenarioContext, listener: HostSocket, asymmetric: boole
 
   // Neither side's segments get through until both have acted: the FINs (or the notice) cross.
   await lab.partition([kang], [kodos]);
-  const owed = ANSWERED + 1;
   if (asymmetric) {
     ctx.expectOk(
       await ctx.attempt("kodos", `${which}: write notice`, () => server.write(`${NOTICE}\n`)),
@@ -87,7 +83,7 @@ async function run(ctx: ScenarioContext, listener: HostSocket, asymmetric: boole
   } else {
     ctx.expectOk(await ctx.attempt("kodos", `${which}: shutdown(SHUT_WR)`, () => server.shutdown("SHUT_WR")));
   }
-  await client.write(`REQ ${owed}\n`);
+  await client.write(`REQ ${ANSWERED + 1}\n`);
   await client.shutdown("SHUT_WR");
   const crossed = [(await client.tcpInfo()).stateName, (await server.tcpInfo()).stateName].join(", ");
   ctx.expectEqual(
@@ -140,7 +136,16 @@ async function run(ctx: ScenarioContext, listener: HostSocket, asymmetric: boole
   await Promise.all([serve(), consume()]);
   ctx.observe(`${which}: responses kang read`, responses.join(", "));
   ctx.observe(`${which}: requests kodos read after the shutdowns crossed`, late.join(", "));
-  return { owed, received: responses.length, clientErrors, serverErrors, clientPort, late, lastRead };
+  // Counted from what kodos read, so a request lost on the way would show here.
+  return {
+    owed: ANSWERED + late.length,
+    received: responses.length,
+    clientErrors,
+    serverErrors,
+    clientPort,
+    late,
+    lastRead,
+  };
 }
 
 export const scenario: Scenario = {
@@ -187,7 +192,7 @@ export const scenario: Scenario = {
     const states = await stateChanges(lab);
     if (states.available) {
       const kangPath = states.path(kang.ipv4, sym.clientPort, "ESTABLISHED");
-      const kodosPath = states.path(kodos.ipv4, 8080, "ESTABLISHED", sym.clientPort);
+      const kodosPath = states.path(kodos.ipv4, SERVER_PORT, "ESTABLISHED", sym.clientPort);
       const crossed = /^ESTABLISHED>FIN_WAIT1>(FIN_WAIT2|CLOSING)>CLOSE$/;
       ctx.expectThat(
         "symmetric: both paths a simultaneous close",
@@ -198,7 +203,7 @@ export const scenario: Scenario = {
       ctx.expectEqual(
         "asymmetric: kodos's path",
         "ESTABLISHED>CLOSE_WAIT>LAST_ACK>CLOSE",
-        states.path(kodos.ipv4, 8080, "ESTABLISHED", asym.clientPort),
+        states.path(kodos.ipv4, SERVER_PORT, "ESTABLISHED", asym.clientPort),
       );
       const fin1 = states.enteredAt(kang.ipv4, sym.clientPort, "FIN_WAIT1");
       const done = states.enteredAt(kang.ipv4, sym.clientPort, "CLOSE");

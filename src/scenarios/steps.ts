@@ -29,28 +29,49 @@ export async function connection(
   return { client, server, port: (await client.localAddress()).port };
 }
 
+/** A connection's retransmission timer and smoothed RTT in ms (TCP_INFO gives µs): what the model's timers start from. */
+export async function tcpTimers(sock: HostSocket): Promise<{ rtoMs: number; srttMs: number }> {
+  const i = await sock.tcpInfo();
+  return { rtoMs: Number(i.rto) / 1000, srttMs: Number(i.rtt) / 1000 };
+}
+
+/** Probes (bounded) until `done` holds; the last value either way. It probes at least once, so 0 looks once. */
+export async function waitUntil<T>(
+  probe: () => Promise<T>,
+  done: (v: T) => boolean,
+  timeoutMs: number,
+  intervalMs = 10,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (done(v) || Date.now() >= deadline) return v;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
 /** Looks at the host's socket table until a row matches (bounded); undefined if none did. 0 looks once. */
 export async function waitForRow(
   host: Host,
   match: (r: SocketRow) => boolean,
   timeoutMs: number,
 ): Promise<SocketRow | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const row = (await host.sockets()).find(match);
-    if (row || Date.now() >= deadline) return row;
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  const rows = await waitUntil(
+    () => host.sockets(),
+    (all) => all.some(match),
+    timeoutMs,
+  );
+  return rows.find(match);
 }
 
 /** Waits (bounded) until no row matches; true if the table cleared in time. */
 export async function waitForNoRow(host: Host, match: (r: SocketRow) => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (!(await host.sockets()).some(match)) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  const rows = await waitUntil(
+    () => host.sockets(),
+    (all) => !all.some(match),
+    timeoutMs,
+  );
+  return !rows.some(match);
 }
 
 /**

@@ -1,11 +1,19 @@
 // What is readable: revents and MSG_PEEK on an idle socket, after the peer's FIN, after a RST, with and without data queued ahead.
 import type { HostSocket } from "../lab/host.js";
-import { readSequence, resetErrno, type SocketCondition, tcpPollRevents } from "../model/close.js";
+import {
+  AFTER_FIN,
+  AFTER_RST,
+  IDLE,
+  readSequence,
+  resetErrno,
+  reventsText,
+  type SocketCondition,
+} from "../model/close.js";
 import { tolerance } from "../model/tcp.js";
 import { POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
 import { errnoName } from "../sys/errors.js";
-import { describeOutcome, type Outcome, type Scenario, type ScenarioContext } from "./scenario.js";
-import { kangAndKodos, stateChanges } from "./steps.js";
+import { describeOutcome, isErrnoName, type Scenario, type ScenarioContext } from "./scenario.js";
+import { connection, kangAndKodos, stateChanges, tcpTimers } from "./steps.js";
 
 // How long the idle socket is polled: long enough to tell a timeout from an early wake-up.
 const IDLE_POLL_MS = 300;
@@ -14,14 +22,6 @@ const DATA = "last words before the end\n";
 const READ = POLLIN | POLLRDHUP;
 const READ_WRITE = POLLIN | POLLOUT | POLLRDHUP;
 
-const shown = (names: readonly string[]) => (names.length ? names.join("|") : "nothing");
-const isErrno = (want: string) => /^E[A-Z]+$/.test(want);
-
-// One call's result against the model's entry: an errno by name, or a value as describeOutcome prints it.
-function expectResult(ctx: ScenarioContext, o: Outcome, want: string, opts: { headline?: boolean } = {}): boolean {
-  return isErrno(want) ? ctx.expectErrno(o, want, opts) : ctx.expectOk(o, want, opts);
-}
-
 // Polls in place (the event has already arrived), for reading only and for reading and writing,
 // and compares both with tcp_poll() as the model has it.
 async function revents(ctx: ScenarioContext, when: string, reader: HostSocket, c: SocketCondition, headline = false) {
@@ -29,12 +29,8 @@ async function revents(ctx: ScenarioContext, when: string, reader: HostSocket, c
     [READ, "POLLIN|POLLRDHUP"],
     [READ_WRITE, "POLLIN|POLLOUT|POLLRDHUP"],
   ] as const) {
-    const o = await ctx.attempt(
-      "kang",
-      `${when}: poll(${name})`,
-      async () => (await reader.poll(events, 0)).outcomes[0]?.names ?? [],
-    );
-    ctx.expectOk(o, shown(tcpPollRevents(c, events)), { headline: headline && events === READ });
+    const o = await ctx.pollNames("kang", reader, events, 0, `${when}: poll(${name})`);
+    ctx.expectOk(o, reventsText(c, events), { headline: headline && events === READ });
     ctx.observe(`revents ${when} (${name})`, describeOutcome(o));
   }
 }
@@ -52,10 +48,10 @@ async function peekThenRead(
   const peek = () => reader.recv(4096, ["MSG_PEEK", "MSG_DONTWAIT"]);
   const want = expected[0] ?? "";
   const first = await ctx.attempt("kang", `${when}: recv(MSG_PEEK|MSG_DONTWAIT)`, peek);
-  expectResult(ctx, first, want, { headline: true });
+  ctx.expectOutcome(first, want, { headline: true });
   ctx.observe(`MSG_PEEK ${when}`, describeOutcome(first));
   let rest = expected;
-  if (isErrno(want)) {
+  if (isErrnoName(want)) {
     // The peek took the error: POLLERR is gone, and the reads go on from what follows it.
     ctx.expectEqual(`${when}: SO_ERROR after the peek`, "0", String(await reader.takeError()));
     await revents(ctx, `${when}, error taken`, reader, { ...c, errorPending: false });
@@ -68,7 +64,7 @@ async function peekThenRead(
   const reads: string[] = [];
   for (const next of rest) {
     const r = await ctx.attempt("kang", `${when}: read`, () => reader.read(4096));
-    expectResult(ctx, r, next);
+    ctx.expectOutcome(r, next);
     reads.push(describeOutcome(r));
   }
   ctx.observe(`reads ${when}`, reads.join(", "));
@@ -89,9 +85,8 @@ export const scenario: Scenario = {
     const { lab } = ctx;
     const { kang, kodos, listener } = await kangAndKodos(lab);
     const open = async () => {
-      const reader = await kang.connect(kodos.ipv4, 8080);
-      const peer = await listener.acceptAsync({ timeoutMs: 2000 });
-      const rtoMs = Number((await reader.tcpInfo()).rto) / 1000;
+      const { client: reader, server: peer } = await connection(kang, kodos, listener);
+      const { rtoMs } = await tcpTimers(reader);
       return { reader, peer, boundMs: rtoMs + tolerance(rtoMs) };
     };
     // Waits (bounded) until the peer's FIN or RST has been processed: POLLRDHUP, or POLLERR|POLLHUP.
@@ -105,19 +100,14 @@ export const scenario: Scenario = {
       ctx.say("open and idle: kang polls for reading");
       const t0 = ctx.now();
       const o = await ctx.pollNames("kang", reader, READ, IDLE_POLL_MS, "idle: poll(POLLIN|POLLRDHUP)");
-      const idle: SocketCondition = { queued: 0, finReceived: false, resetReceived: false, errorPending: false };
-      ctx.expectOk(o, shown(tcpPollRevents(idle, READ)), { headline: true });
+      ctx.expectOk(o, reventsText(IDLE, READ), { headline: true });
       ctx.expectTime(
         "idle: poll waited its whole timeout",
         { ms: IDLE_POLL_MS, toleranceMs: tolerance(IDLE_POLL_MS), why: "nothing to read: poll times out" },
         (o.atUs - t0) / 1000,
       );
-      const w = await ctx.attempt(
-        "kang",
-        "idle: poll(POLLIN|POLLOUT|POLLRDHUP)",
-        async () => (await reader.poll(READ_WRITE, 0)).outcomes[0]?.names ?? [],
-      );
-      ctx.expectOk(w, shown(tcpPollRevents(idle, READ_WRITE)));
+      const w = await ctx.pollNames("kang", reader, READ_WRITE, 0, "idle: poll(POLLIN|POLLOUT|POLLRDHUP)");
+      ctx.expectOk(w, reventsText(IDLE, READ_WRITE));
       const peek = await ctx.attempt("kang", "idle: recv(MSG_PEEK|MSG_DONTWAIT)", () =>
         reader.recv(4096, ["MSG_PEEK", "MSG_DONTWAIT"]),
       );
@@ -129,7 +119,7 @@ export const scenario: Scenario = {
       await peer.close();
       ctx.say("kodos closes: its FIN arrives");
       await arrived(reader, "the FIN", POLLRDHUP, boundMs);
-      const c: SocketCondition = { queued: 0, finReceived: true, resetReceived: false, errorPending: false };
+      const c = AFTER_FIN;
       await revents(ctx, "after FIN", reader, c, true);
       await peekThenRead(ctx, "after FIN", reader, c);
     }
@@ -140,7 +130,7 @@ export const scenario: Scenario = {
       await peer.close();
       ctx.say(`kodos writes ${DATA.length} bytes and closes: data, then FIN`);
       await arrived(reader, "the FIN behind data", POLLRDHUP, boundMs);
-      const c: SocketCondition = { queued: DATA.length, finReceived: true, resetReceived: false, errorPending: false };
+      const c = { ...AFTER_FIN, queued: DATA.length };
       ctx.expectEqual("FIN behind data: bytes queued (SIOCINQ)", DATA.length, await reader.inq());
       await revents(ctx, "FIN behind data", reader, c, true);
       await peekThenRead(ctx, "FIN behind data", reader, c);
@@ -152,7 +142,7 @@ export const scenario: Scenario = {
       await peer.close();
       ctx.say("kodos closes with SO_LINGER {1, 0}: a RST");
       await arrived(reader, "the RST", POLLRDHUP, boundMs);
-      const c: SocketCondition = { queued: 0, finReceived: false, resetReceived: true, errorPending: true };
+      const c = AFTER_RST;
       ctx.expectEqual("after RST: state", "CLOSE", (await reader.tcpInfo()).stateName);
       await revents(ctx, "after RST", reader, c, true);
       await peekThenRead(ctx, "after RST", reader, c);
@@ -165,7 +155,7 @@ export const scenario: Scenario = {
       await peer.close();
       ctx.say(`kodos writes ${DATA.length} bytes and closes with SO_LINGER {1, 0}: data, then RST`);
       await arrived(reader, "the RST behind data", POLLRDHUP, boundMs);
-      const c: SocketCondition = { queued: DATA.length, finReceived: false, resetReceived: true, errorPending: true };
+      const c = { ...AFTER_RST, queued: DATA.length };
       ctx.expectEqual("RST behind data: bytes still queued (SIOCINQ)", DATA.length, await reader.inq(), {
         headline: true,
       });
@@ -183,7 +173,7 @@ export const scenario: Scenario = {
       ctx.say("kodos half-closes (FIN), then closes with SO_LINGER {1, 0} (RST) while kang is in CLOSE_WAIT");
       // POLLHUP needs both directions shut: in CLOSE_WAIT only the RST brings it.
       await arrived(reader, "the RST after the FIN", 0, boundMs);
-      const c: SocketCondition = { queued: 0, finReceived: true, resetReceived: true, errorPending: true };
+      const c = { ...AFTER_RST, finReceived: true };
       await revents(ctx, "RST after FIN", reader, c);
       await peekThenRead(ctx, "RST after FIN", reader, c, "CLOSE_WAIT");
       await revents(ctx, "RST after FIN, EOF read", reader, c);
@@ -202,13 +192,7 @@ export const scenario: Scenario = {
       await arrived(reader, "the FIN (both ways)", POLLRDHUP, boundMs);
       await reader.shutdown("SHUT_WR");
       ctx.say("kodos half-closes; kang reads nothing and half-closes too: FINs both ways, no error");
-      const c: SocketCondition = {
-        queued: 0,
-        finReceived: true,
-        resetReceived: false,
-        errorPending: false,
-        sentFin: true,
-      };
+      const c = { ...AFTER_FIN, sentFin: true };
       await revents(ctx, "FIN both ways", reader, c, true);
       await peekThenRead(ctx, "FIN both ways", reader, c);
     }

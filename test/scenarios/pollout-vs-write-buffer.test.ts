@@ -1,5 +1,5 @@
 import t from "tap";
-import { fillSendBuffer } from "../../src/model/queues.js";
+import { fillSendBuffer, SKB_OVERHEAD_BYTES } from "../../src/model/queues.js";
 import { runScenario } from "../../src/runner/run-scenario.js";
 import { scenario } from "../../src/scenarios/pollout-vs-write-buffer.js";
 
@@ -16,7 +16,7 @@ t.test(
     t.equal(goal, 65_160, "45 segments of 1448: the GSO limit");
     // 1A: EAGAIN once sk_wmem_queued reached sk_sndbuf at an skb boundary: four full skbs.
     t.equal(bytes("1A"), 4 * goal);
-    t.equal(check("1A: sk_wmem_queued at the stop (ss -m w)")?.observed, String(4 * goal + 4 * 832));
+    t.equal(check("1A: sk_wmem_queued at the stop (ss -m w)")?.observed, String(4 * goal + 4 * SKB_OVERHEAD_BYTES));
     t.match(check("1A: what each send returned")?.observed ?? "", /,EAGAIN$/);
     // 1B: stops when sk_wmem_queued passes two thirds of sk_sndbuf.
     t.equal(bytes("1B"), 11 * 16_384);
