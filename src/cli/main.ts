@@ -1,19 +1,21 @@
 #!/usr/bin/env node
 // The sockprobe command line: run, list, explain.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { which } from "../lab/tools.js";
 import { diffCommand } from "../report/diff.js";
+import { clip } from "../report/escape.js";
 import { reportCommand } from "../report/html.js";
 import { writeJunit } from "../report/junit.js";
-import { formatStory, formatTable } from "../runner/format.js";
-import { buildReport, writeReport } from "../runner/report.js";
+import { formatProgress, formatStory, formatTable } from "../runner/format.js";
+import { buildReport, toolVersion, writeReport } from "../runner/report.js";
 import { type Progress, runScenarios } from "../runner/run-many.js";
+import { runScenario } from "../runner/run-scenario.js";
 import { findScenario, SCENARIOS } from "../scenarios/index.js";
-import type { ScenarioResult } from "../scenarios/scenario.js";
+import type { Scenario } from "../scenarios/scenario.js";
 import { tuneCommand } from "../tune/index.js";
 
 const HELP = `sockprobe: what the Linux kernel really does to TCP connections when things go wrong
@@ -57,11 +59,6 @@ options for run:
 /** Bad usage: the message says what was wrong and how to fix it. */
 class UsageError extends Error {}
 
-function version(): string {
-  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string })
-    .version;
-}
-
 // Not root: run again inside a user namespace where we are, if the kernel allows it; the exit
 // code of that run is ours. Undefined means: go on here.
 function ensurePrivileges(argv: readonly string[]): number | undefined {
@@ -85,7 +82,7 @@ function ensurePrivileges(argv: readonly string[]): number | undefined {
 
 /** A checked `run` command line. */
 interface RunArgs {
-  scenarios: ReturnType<typeof findScenario>[];
+  scenarios: Scenario[];
   jobs?: number;
   json?: string;
   junit?: string;
@@ -126,21 +123,15 @@ function parseRunArgs(args: string[]): RunArgs {
 
 function progress(): Progress {
   const tty = process.stderr.isTTY;
-  let line = "";
   const show = (text: string) => {
-    if (!tty) return;
-    const cols = process.stderr.columns ?? 100;
-    line = text.length > cols - 1 ? `${text.slice(0, cols - 2)}…` : text;
-    process.stderr.write(`\r\x1b[K${line}`);
+    if (tty) process.stderr.write(`\r\x1b[K${clip(text, (process.stderr.columns ?? 100) - 1)}`);
   };
   return {
     started(_name, running) {
       show(`running: ${running.join(", ")}`);
     },
     finished(r, done, total, running) {
-      const text = `${r.verdict.padEnd(5)} ${r.name} (${(r.durationMs / 1000).toFixed(1)} s)  [${done}/${total}]`;
-      if (tty) process.stderr.write(`\r\x1b[K${text}\n`);
-      else process.stderr.write(`${text}\n`);
+      process.stderr.write(`${tty ? "\r\x1b[K" : ""}${formatProgress(r, done, total)}\n`);
       if (running.length) show(`running: ${running.join(", ")}`);
       else if (tty) process.stderr.write("\r\x1b[K");
     },
@@ -163,14 +154,14 @@ async function run(a: RunArgs): Promise<number> {
   const report = buildReport(results, durationMs);
   if (a.json) writeReport(a.json, report);
   if (a.junit) writeJunit(a.junit, report);
-  return results.every((r: ScenarioResult) => r.verdict === "pass") ? 0 : 1;
+  return results.every((r) => r.verdict === "pass") ? 0 : 1;
 }
 
-async function explain(scenario: ReturnType<typeof findScenario>): Promise<number> {
+async function explain(scenario: Scenario): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "sockprobe-explain-"));
-  const [r] = await runScenarios([scenario], { captureDir: dir, trace: true });
-  console.log(formatStory(r as ScenarioResult));
-  return r?.verdict === "pass" ? 0 : 1;
+  const r = await runScenario(scenario, { captureDir: dir, trace: true });
+  console.log(formatStory(r));
+  return r.verdict === "pass" ? 0 : 1;
 }
 
 function list(): number {
@@ -191,7 +182,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         return 0;
       case "version":
       case "--version":
-        console.log(version());
+        console.log(toolVersion());
         return 0;
       case "list":
         return list();
@@ -199,27 +190,22 @@ export async function main(argv: readonly string[]): Promise<number> {
         return diffCommand(rest);
       case "report":
         return await reportCommand(rest);
-      case "tune": {
+      case "tune":
         // Reading sysctls needs nothing; measuring them builds labs.
-        if (rest.includes("--verify")) {
-          const code = ensurePrivileges(argv);
-          if (code !== undefined) return code;
-        }
-        return await tuneCommand(rest);
+        return (rest.includes("--verify") ? ensurePrivileges(argv) : undefined) ?? (await tuneCommand(rest));
+      // Usage is checked before anything is built, and before re-running in a user namespace.
+      case "run": {
+        const parsed = parseRunArgs(rest);
+        return ensurePrivileges(argv) ?? (await run(parsed));
       }
-      case "run":
       case "explain": {
-        // Usage is checked before anything is built, and before re-running in a user namespace.
-        const parsed = command === "run" ? parseRunArgs(rest) : undefined;
-        if (command === "explain" && rest.length !== 1) {
+        if (rest.length !== 1) {
           throw new UsageError(
             "explain takes one scenario name, e.g. `sockprobe explain peer-power-off` (see `sockprobe list`)",
           );
         }
-        const scenario = command === "explain" ? findScenario(rest[0] as string) : undefined;
-        const code = ensurePrivileges(argv);
-        if (code !== undefined) return code;
-        return parsed ? await run(parsed) : await explain(scenario as ReturnType<typeof findScenario>);
+        const scenario = findScenario(rest[0] as string);
+        return ensurePrivileges(argv) ?? (await explain(scenario));
       }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}; try \`sockprobe help\``);

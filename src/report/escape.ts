@@ -8,7 +8,7 @@ const ENTITIES: Readonly<Record<string, string>> = {
   "'": "&#39;",
 };
 
-/** Escapes text for HTML and SVG element content and quoted attribute values alike. */
+/** Escapes text for HTML, SVG and XML (JUnit) element content and quoted attribute values alike. */
 export function escapeHtml(value: unknown): string {
   // Lone surrogates and C0 controls other than tab and newline are not allowed in XML-ish SVG text.
   return String(value)

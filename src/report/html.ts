@@ -239,7 +239,8 @@ export function renderHtml(report: Report, options: HtmlOptions = {}): string {
   const sm = report.summary ?? { pass: 0, fail: 0, error: 0, skip: 0 };
   const tune = tuneRows(options.predictedVsMeasured ?? []);
   const rows = [
-    ...timingRows(report, (name) => ids.get(report.scenarios.find((s) => s.name === name) as ReportScenario) ?? ""),
+    // By scenario, not by name: two scenarios of one name have two anchors.
+    ...timingRows(report, (s) => ids.get(s)),
     ...tune.rows,
   ];
   const title = `sockprobe report: ${report.scenarios.length} scenario${report.scenarios.length === 1 ? "" : "s"} on Linux ${k.release}`;

@@ -1,15 +1,8 @@
 // JUnit XML for CI systems: one test case per scenario, failures with their messages.
 import { writeFileSync } from "node:fs";
 import type { Report } from "../runner/report.js";
-
-const XML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" };
-
-/** Text safe inside XML attributes and elements (control characters that XML 1.0 forbids are dropped). */
-export function xmlEscape(s: string): string {
-  return s
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "")
-    .replace(/[&<>"']/g, (c) => XML_ESCAPES[c] as string);
-}
+// The HTML page's escaper already makes XML-safe text (SVG is XML): one escaper for both.
+import { escapeHtml as xmlEscape } from "./escape.js";
 
 /** The report as a JUnit testsuite document. */
 export function renderJunit(report: Report): string {

@@ -399,6 +399,18 @@ const DOWN_FAULTS: Readonly<Record<string, string>> = {
   unplug: "replug",
 };
 
+// The index of the first of the time-sorted `xs` later than `us` (binary search).
+function firstAfter<T>(xs: readonly T[], atUs: (x: T) => number, us: number): number {
+  let a = 0;
+  let b = xs.length;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (atUs(xs[m] as T) <= us) a = m + 1;
+    else b = m;
+  }
+  return a;
+}
+
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
 
@@ -612,14 +624,7 @@ export function renderLadder(input: LadderInput, options: { maxItems?: number } 
   const interrupted = (host: string, lo: number, hi: number) => {
     // A call that blocks long enough for a scale break returns visibly later, whatever happened meanwhile.
     if (hi - lo >= BREAK_US) return true;
-    let a = 0;
-    let b = others.length;
-    while (a < b) {
-      const m = (a + b) >> 1;
-      if ((others[m] as { atUs: number }).atUs <= lo) a = m + 1;
-      else b = m;
-    }
-    for (let i = a; i < others.length; i++) {
+    for (let i = firstAfter(others, (o) => o.atUs, lo); i < others.length; i++) {
       const o = others[i] as { atUs: number; host?: string; role?: Anchor["role"] };
       if (o.atUs >= hi) return false;
       if (!(o.host === host && (o.role === "send" || o.role === "state"))) return true;
@@ -630,13 +635,7 @@ export function renderLadder(input: LadderInput, options: { maxItems?: number } 
   // between) is one row that says how many times and until when.
   const nonCall = items.flatMap((it) => it.anchors.map((a) => a.atUs)).sort((a, b) => a - b);
   const anyBetween = (lo: number, hi: number) => {
-    let a = 0;
-    let b = nonCall.length;
-    while (a < b) {
-      const m = (a + b) >> 1;
-      if ((nonCall[m] as number) <= lo) a = m + 1;
-      else b = m;
-    }
+    const a = firstAfter(nonCall, (us) => us, lo);
     return a < nonCall.length && (nonCall[a] as number) < hi;
   };
   const runKey = (e: TranscriptEntry) => JSON.stringify([e.host, e.call, e.args, e.result, e.error]);

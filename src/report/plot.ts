@@ -1,7 +1,7 @@
 // Predicted against measured: every timing check of a run (and rows from `sockprobe tune --verify`)
 // as a point, its tolerance as an error bar around the prediction, on a symmetric-log scale so
 // that a 0 ms prediction and a 900 s one share a picture.
-import type { Report } from "../runner/report.js";
+import type { Report, ReportScenario } from "../runner/report.js";
 import { clip, escapeHtml as esc } from "./escape.js";
 
 /** One predicted-vs-measured row, as `sockprobe tune --verify` gives them; a null (a count, a skipped probe) is not plotted. */
@@ -26,7 +26,7 @@ export interface PlotRow {
 }
 
 /** Every timing check of the report, labelled "scenario: check". */
-export function timingRows(report: Report, anchorOf: (name: string) => string): PlotRow[] {
+export function timingRows(report: Report, anchorOf: (s: ReportScenario) => string | undefined): PlotRow[] {
   return report.scenarios.flatMap((s) =>
     (s.checks ?? [])
       .filter((c) => c.timing !== undefined)
@@ -37,7 +37,7 @@ export function timingRows(report: Report, anchorOf: (name: string) => string): 
         toleranceMs: c.timing?.toleranceMs ?? 0,
         pass: c.pass,
         source: "check" as const,
-        anchor: anchorOf(s.name),
+        anchor: anchorOf(s),
       })),
   );
 }

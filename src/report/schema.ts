@@ -1,7 +1,7 @@
 // The report's JSON Schema (schema/report.schema.json), compiled once; what diff and report read is checked against it.
 import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject } from "ajv";
-import type { Report } from "../runner/report.js";
+import { REPORT_VERSION, type Report } from "../runner/report.js";
 
 /** Where the schema lives in the package. */
 export const SCHEMA_PATH = new URL("../../schema/report.schema.json", import.meta.url);
@@ -43,8 +43,10 @@ export function readReport(file: string): Report {
   const d = data as { format?: unknown; version?: unknown };
   if (d?.format !== "sockprobe-report")
     throw new ReportError(`${file} is not a sockprobe report (no "format": "sockprobe-report")`);
-  if (d.version !== 1)
-    throw new ReportError(`${file} is a version ${String(d.version)} report; this sockprobe reads version 1`);
+  if (d.version !== REPORT_VERSION)
+    throw new ReportError(
+      `${file} is a version ${String(d.version)} report; this sockprobe reads version ${REPORT_VERSION}`,
+    );
   const problems = validateReport(data);
   if (problems.length) throw new ReportError(`${file} does not match the report schema: ${problems.join("; ")}`);
   return data as Report;

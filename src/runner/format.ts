@@ -1,10 +1,14 @@
 // What a person reads: the summary table, and the story of one scenario.
 import { formatPacket, relativeSeq } from "../evidence/capture.js";
 import { formatTraceEvent } from "../evidence/tracepoints.js";
+import { clip } from "../report/escape.js";
 import type { ScenarioResult } from "../scenarios/scenario.js";
 import { formatEntry } from "../sys/transcript.js";
 
-const cut = (s: string, n: number) => (s.length <= n ? s : `${s.slice(0, n - 1)}…`);
+/** A finished scenario as one progress line: verdict, name, time, and how far the run is. */
+export function formatProgress(r: ScenarioResult, done: number, total: number): string {
+  return `${r.verdict.padEnd(5)} ${r.name} (${(r.durationMs / 1000).toFixed(1)} s)  [${done}/${total}]`;
+}
 
 /** The end-of-run table: scenario, question, expected, observed, verdict, time. */
 export function formatTable(results: readonly ScenarioResult[], width = process.stdout.columns ?? 200): string {
@@ -26,10 +30,10 @@ export function formatTable(results: readonly ScenarioResult[], width = process.
   for (const r of results) {
     lines.push(
       row([
-        cut(r.name, cols.name).padEnd(cols.name),
-        cut(r.question, cols.question).padEnd(cols.question),
-        cut(r.expected, cols.expected).padEnd(cols.expected),
-        cut(r.observed, cols.observed).padEnd(cols.observed),
+        clip(r.name, cols.name).padEnd(cols.name),
+        clip(r.question, cols.question).padEnd(cols.question),
+        clip(r.expected, cols.expected).padEnd(cols.expected),
+        clip(r.observed, cols.observed).padEnd(cols.observed),
         r.verdict.toUpperCase().padEnd(7),
         `${(r.durationMs / 1000).toFixed(1).padStart(5)} s`,
       ]),

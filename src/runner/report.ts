@@ -32,7 +32,8 @@ export interface Report {
   readonly scenarios: readonly ReportScenario[];
 }
 
-function toolVersion(): string {
+/** sockprobe's own version, from package.json. */
+export function toolVersion(): string {
   return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string })
     .version;
 }

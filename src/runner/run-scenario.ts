@@ -56,14 +56,13 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     await lab.close();
   }
   const failed = ctx.checks.filter((c) => !c.pass);
-  const verdict = error ? "error" : failed.length > 0 ? "fail" : ctx.checks.length === 0 ? "error" : "pass";
-  const reason = error
-    ? `${timedOut ? "" : `${error.name}: `}${error.message}`
+  const [verdict, reason]: [ScenarioResult["verdict"], string?] = error
+    ? ["error", `${timedOut ? "" : `${error.name}: `}${error.message}`]
     : failed.length > 0
-      ? failed.map((c) => c.message ?? c.label).join("; ")
+      ? ["fail", failed.map((c) => c.message ?? c.label).join("; ")]
       : ctx.checks.length === 0
-        ? "the scenario made no check"
-        : undefined;
+        ? ["error", "the scenario made no check"]
+        : ["pass"];
   const headline = ctx.checks.filter((c) => c.headline);
   const shown = headline.length > 0 ? headline : ctx.checks.slice(0, 1);
   return {

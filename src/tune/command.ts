@@ -3,6 +3,7 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { humanMs } from "../model/tcp.js";
+import { formatProgress } from "../runner/format.js";
 import type { Progress } from "../runner/run-many.js";
 import { EXAMPLE_USER_TIMEOUT_MS, formatMeaning, meaningRows, TYPICAL_BACKLOG } from "./meaning.js";
 import { defaultSettings, LAN_RTT_MS, lanRtoMs, resolveSettings, TUNE_HZ, tunedKey } from "./model.js";
@@ -102,6 +103,10 @@ function parseTuneArgs(args: readonly string[]): TuneArgs {
 }
 
 const say = (io: TuneIo, text: string) => io.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+const assignments = (values: Readonly<Record<string, string>>) =>
+  Object.entries(values)
+    .map(([k, v]) => `${k} = ${v}`)
+    .join(", ");
 const warn = (io: TuneIo, text: string) => io.stderr.write(`sockprobe tune: ${text}\n`);
 
 /** Runs `sockprobe tune ARGS`; returns the exit code (0 ok, 1 a verdict failed, 2 bad usage or file). */
@@ -147,11 +152,7 @@ function explain(a: TuneArgs, file: SysctlFile | undefined, io: TuneIo, read: (k
   const lines = file
     ? [
         `sockprobe tune: what the sysctls of ${file.path} mean for connections`,
-        `set there: ${
-          Object.entries(file.values)
-            .map(([k, v]) => `${k} = ${v}`)
-            .join(", ") || "nothing"
-        }; the others take this kernel's defaults`,
+        `set there: ${assignments(file.values) || "nothing"}; the others take this kernel's defaults`,
       ]
     : ["sockprobe tune: what the sysctls in force in this network namespace mean for connections"];
   const ignored = file ? file.lines.filter((l) => tunedKey(l.key) === undefined) : [];
@@ -168,7 +169,7 @@ function progress(io: TuneIo): Progress {
   return {
     started() {},
     finished(r, done, total) {
-      io.stderr.write(`${r.verdict.padEnd(5)} ${r.name} (${(r.durationMs / 1000).toFixed(1)} s)  [${done}/${total}]\n`);
+      io.stderr.write(`${formatProgress(r, done, total)}\n`);
     },
   };
 }
@@ -179,7 +180,6 @@ async function verify(
   io: TuneIo,
   read: (key: string) => string | undefined,
 ): Promise<number> {
-  if (a.json === true) throw new UsageError("--json takes a file with --verify: --json OUT");
   const lines = file ? file.lines : Object.entries(readSysctlsInForce(read)).map(([key, value]) => ({ key, value }));
   let checked: ReturnType<typeof checkSysctls>;
   try {
@@ -195,14 +195,7 @@ async function verify(
     io,
     `sockprobe tune --verify: ${file ? `the sysctls of ${file.path}` : "the sysctls in force"} on lab hosts (netns), one lab per probe, in parallel`,
   );
-  say(
-    io,
-    `applied to every host: ${
-      Object.entries(checked.values)
-        .map(([k, v]) => `${k} = ${v}`)
-        .join(", ") || "nothing (defaults)"
-    }`,
-  );
+  say(io, `applied to every host: ${assignments(checked.values) || "nothing (defaults)"}`);
   for (const l of checked.left) say(io, `not applied: ${l.key}${l.line ? ` (line ${l.line})` : ""}: ${l.reason}`);
   say(
     io,

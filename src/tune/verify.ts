@@ -117,10 +117,10 @@ export function checkSysctls(
         continue;
       }
       // eth0 does not exist in the throwaway namespace: its template, `default`, stands in for it.
-      const probeKey = link && link[2] === "eth0" ? `${link[1]}.default.${link[3]}` : l.key;
+      const template = link?.[2] === "eth0" ? `${link[1]}.default.${link[3]}` : undefined;
       try {
-        const got = writeSysctl(ns, probeKey, l.value);
-        values[l.key] = link && link[2] === "eth0" ? l.value : got;
+        const got = writeSysctl(ns, template ?? l.key, l.value);
+        values[l.key] = template ? l.value : got;
       } catch (e) {
         if (!(e instanceof SysctlError)) throw e;
         const code = (e.cause as { code?: string } | undefined)?.code;
@@ -160,11 +160,22 @@ const timersOf = async (s: HostSocket) => {
   return { rtoMs: Number(i.rto) / 1000, srttMs: Number(i.rtt) / 1000 };
 };
 
-// Waits (bounded) for a connection's death and reads its error.
-async function awaitDeath(ctx: ScenarioContext, host: string, sock: HostSocket, boundMs: number) {
-  const woke = await ctx.pollNames(host, sock, POLLIN | POLLRDHUP, boundMs);
-  const read = await ctx.attempt(host, "read", () => sock.read(1024));
-  return { woke, read, errno: read.ok ? `${(read.value as Buffer).length} bytes read` : (read.code ?? "error") };
+// Waits (bounded) for the death of kang's connection, reads its error, records both in `record`
+// (the time from `fromUs`) and checks them against ETIMEDOUT after `e`.
+async function awaitDeath(
+  ctx: ScenarioContext,
+  sock: HostSocket,
+  label: string,
+  e: Expectation,
+  fromUs: number,
+  record: Measurement,
+): Promise<void> {
+  const woke = await ctx.pollNames("kang", sock, POLLIN | POLLRDHUP, e.ms + e.toleranceMs + 3000);
+  const read = await ctx.attempt("kang", "read", () => sock.read(1024));
+  record.measured = (woke.atUs - fromUs) / 1000;
+  record.observedErrno = read.ok ? `${(read.value as Buffer).length} bytes read` : (read.code ?? "error");
+  ctx.expectErrno(read, "ETIMEDOUT", { headline: true });
+  ctx.expectTime(label, e, record.measured, { headline: true });
 }
 
 // A timed probe: its scenario fills `record` with the expectation it refines and what it measured.
@@ -235,11 +246,7 @@ function planProbes(opts: VerifyOptions): Probe[] {
       ctx.say("kodos loses power; kang writes one byte");
       const sent = await ctx.attempt("kang", "write", () => sock.write("\n"));
       ctx.expectOk(sent, 1);
-      const r = await awaitDeath(ctx, "kang", sock, e.ms + e.toleranceMs + 3000);
-      record.measured = (r.woke.atUs - sent.atUs) / 1000;
-      record.observedErrno = r.errno;
-      ctx.expectErrno(r.read, "ETIMEDOUT", { headline: true });
-      ctx.expectTime(label, e, record.measured, { headline: true });
+      await awaitDeath(ctx, sock, label, e, sent.atUs, record);
       ctx.expectEqual("retransmissions", d.retransmissions, Number((await sock.tcpInfo()).total_retrans));
     });
   };
@@ -265,11 +272,7 @@ function planProbes(opts: VerifyOptions): Probe[] {
         await pinNeighbour(kang, kodos);
         await lab.powerOff(kodos);
         ctx.say("kodos loses power; kang's socket stays idle with SO_KEEPALIVE on");
-        const r = await awaitDeath(ctx, "kang", sock, planned.ms + planned.toleranceMs + 3000);
-        record.measured = (r.woke.atUs - conn.atUs) / 1000;
-        record.observedErrno = r.errno;
-        ctx.expectErrno(r.read, "ETIMEDOUT", { headline: true });
-        ctx.expectTime(label, planned, record.measured, { headline: true });
+        await awaitDeath(ctx, sock, label, planned, conn.atUs, record);
         ctx.expectEqual("keepalive probes sent", k.probes, Number((await sock.tcpInfo()).probes));
       }),
     );

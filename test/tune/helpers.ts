@@ -30,14 +30,20 @@ export const FRESH_NAMESPACE: Readonly<Record<string, string>> = {
   "net.ipv4.tcp_congestion_control": "cubic",
 };
 
-/** Captured stdout and stderr, and a namespace read from `sysctls` instead of /proc/sys. */
-export function scriptedIo(sysctls: Readonly<Record<string, string>> = FRESH_NAMESPACE) {
+/** Captured stdout and stderr; sysctls read from this namespace's /proc/sys. */
+export function capturedIo() {
   const out = { text: "" };
   const err = { text: "" };
   const io: TuneIo = {
     stdout: { write: (s: string) => (out.text += s) },
     stderr: { write: (s: string) => (err.text += s) },
-    readSysctl: (key) => sysctls[key],
   };
   return { io, out, err };
+}
+
+/** Captured stdout and stderr, and a namespace read from `sysctls` instead of /proc/sys. */
+export function scriptedIo(sysctls: Readonly<Record<string, string>> = FRESH_NAMESPACE) {
+  const captured = capturedIo();
+  const io: TuneIo = { ...captured.io, readSysctl: (key) => sysctls[key] };
+  return { ...captured, io };
 }

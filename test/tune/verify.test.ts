@@ -9,22 +9,12 @@ import { formatVerify, tuneCommand } from "../../src/tune/command.js";
 import { LAN_RTT_MS, lanRtoMs, resolveSettings } from "../../src/tune/model.js";
 import { kernelFacts } from "../../src/tune/parse.js";
 import { type VerifyRow, verifyTuning } from "../../src/tune/verify.js";
-import { fixture } from "./helpers.js";
-
-// Real namespaces, real /proc/sys (read only); stdout and stderr captured.
-function realIo() {
-  const out = { text: "" };
-  const err = { text: "" };
-  return {
-    io: { stdout: { write: (s: string) => (out.text += s) }, stderr: { write: (s: string) => (err.text += s) } },
-    out,
-    err,
-  };
-}
+// Real namespaces, real /proc/sys (read only): capturedIo(), not scriptedIo().
+import { capturedIo, fixture } from "./helpers.js";
 
 t.test("small.conf on lab hosts: every probe passes, each measurement within tolerance", async (t) => {
   const json = join(mkdtempSync(join(tmpdir(), "sockprobe-tune-")), "rows.json");
-  const { io, out, err } = realIo();
+  const { io, out, err } = capturedIo();
   const code = await tuneCommand(["--verify", fixture("small.conf"), "--user-timeout", "1500", "--json", json], io);
   t.equal(code, 0, `${out.text}\n${err.text}`);
   const rows = JSON.parse(readFileSync(json, "utf8")) as VerifyRow[];
@@ -86,7 +76,7 @@ t.test("small.conf on lab hosts: every probe passes, each measurement within tol
 
 t.test("--max-seconds: probes predicted to take longer are skipped with their predicted time", async (t) => {
   const json = join(mkdtempSync(join(tmpdir(), "sockprobe-tune-")), "rows.json");
-  const { io, out, err } = realIo();
+  const { io, out, err } = capturedIo();
   const code = await tuneCommand(["--verify", fixture("slow.conf"), "--max-seconds", "1", "--json", json], io);
   t.equal(code, 0, `skips are allowed\n${out.text}\n${err.text}`);
   const rows = JSON.parse(readFileSync(json, "utf8")) as VerifyRow[];
