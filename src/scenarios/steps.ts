@@ -87,9 +87,12 @@ export async function rowGone(
   const deadline = Date.now() + timeoutMs;
   let lastSeenUs = now();
   for (;;) {
+    // ss reads the table somewhere between its start and its end: seen means still there at the
+    // start, not seen means gone by the end.
     const before = now();
     const present = (await host.sockets()).some(match);
-    if (!present) return { cleared: true, atUs: (lastSeenUs + before) / 2, uncertaintyUs: (before - lastSeenUs) / 2 };
+    const after = now();
+    if (!present) return { cleared: true, atUs: (lastSeenUs + after) / 2, uncertaintyUs: (after - lastSeenUs) / 2 };
     lastSeenUs = before;
     if (Date.now() >= deadline) return { cleared: false, atUs: now(), uncertaintyUs: 0 };
     await new Promise((r) => setTimeout(r, 5));
