@@ -14,8 +14,8 @@ export interface Change {
   readonly now?: string;
 }
 
-// Checks may repeat a label (two reads on kang): the n-th occurrence pairs with the n-th.
-function keyed(checks: readonly Check[]): Map<string, Check> {
+/** Checks by label; a repeated label (two reads on kang) gets `#n`, so the n-th pairs with the n-th. */
+export function keyedChecks(checks: readonly Check[]): Map<string, Check> {
   const seen = new Map<string, number>();
   const out = new Map<string, Check>();
   for (const c of checks) {
@@ -27,8 +27,8 @@ function keyed(checks: readonly Check[]): Map<string, Check> {
 }
 
 function compareChecks(name: string, base: readonly Check[], now: readonly Check[], out: Change[]): void {
-  const b = keyed(base);
-  const n = keyed(now);
+  const b = keyedChecks(base);
+  const n = keyedChecks(now);
   for (const [label, cb] of b) {
     const cn = n.get(label);
     if (!cn) {
@@ -66,7 +66,8 @@ function compareChecks(name: string, base: readonly Check[], now: readonly Check
     if (!b.has(label)) out.push({ scenario: name, kind: "check", what: `${label}: new check`, now: cn.observed });
 }
 
-function show(o: Observation): string {
+/** An observation as a table shows it: `4096 ms`. */
+export function showObservation(o: Observation): string {
   return `${o.value}${o.unit ? ` ${o.unit}` : ""}`;
 }
 
@@ -79,7 +80,7 @@ function compareObservations(
   for (const [key, ob] of Object.entries(base)) {
     const on = now[key];
     if (!on) {
-      out.push({ scenario: name, kind: "observation", what: `${key}: no longer observed`, base: show(ob) });
+      out.push({ scenario: name, kind: "observation", what: `${key}: no longer observed`, base: showObservation(ob) });
       continue;
     }
     const tol = Math.max(ob.toleranceMs ?? -1, on.toleranceMs ?? -1);
@@ -92,13 +93,13 @@ function compareObservations(
         scenario: name,
         kind: "observation",
         what: tol >= 0 ? `${key} (tolerance ± ${tol} ms)` : key,
-        base: show(ob),
-        now: show(on),
+        base: showObservation(ob),
+        now: showObservation(on),
       });
   }
   for (const [key, on] of Object.entries(now))
     if (!(key in base))
-      out.push({ scenario: name, kind: "observation", what: `${key}: newly observed`, now: show(on) });
+      out.push({ scenario: name, kind: "observation", what: `${key}: newly observed`, now: showObservation(on) });
 }
 
 /** Every change from `base` to `now`. Times inside their tolerance are no change. */

@@ -2,6 +2,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { hostname, machine, release, version } from "node:os";
 import type { ScenarioResult } from "../scenarios/scenario.js";
+import type { BootInfo } from "../vm/guest-run.js";
 
 /** Bumped whenever a field changes meaning or goes away. */
 export const REPORT_VERSION = 1;
@@ -30,6 +31,8 @@ export interface Report {
   readonly durationMs: number;
   readonly summary: { readonly pass: number; readonly fail: number; readonly error: number; readonly skip: number };
   readonly scenarios: readonly ReportScenario[];
+  /** How the guest booted, when the run was made on a kernel under test (`--kernel`). */
+  readonly boot?: BootInfo;
 }
 
 /** sockprobe's own version, from package.json. */
