@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The sockprobe command line: run, list, explain.
-import { spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { constants as osConstants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { which } from "../lab/tools.js";
@@ -11,6 +11,13 @@ import { clip } from "../report/escape.js";
 import { reportCommand } from "../report/html.js";
 import { writeJunit } from "../report/junit.js";
 import { formatProgress, formatStory, formatTable } from "../runner/format.js";
+import {
+  checkDistinct,
+  checkOutputDirectory,
+  checkOutputFile,
+  OutputPathError,
+  privateDirectory,
+} from "../runner/outputs.js";
 import { buildReport, toolVersion, writeReport } from "../runner/report.js";
 import { type Progress, runScenarios } from "../runner/run-many.js";
 import { runScenario } from "../runner/run-scenario.js";
@@ -50,7 +57,9 @@ options for run:
   --jobs N              at most N scenarios at once (default: all)
   --json FILE           write the versioned JSON report to FILE (schema/report.schema.json)
   --junit FILE          write JUnit XML to FILE, for CI systems
-  --evidence DIR        keep packet captures (pcap) under DIR
+  --evidence DIR        keep packet captures (pcap) under DIR; with --json or --junit
+                        and no --evidence, packets are captured for the report into a
+                        temporary directory removed at exit
   --no-trace            do not record TCP states from tracepoints
   --agent               reach each host's sockets through the JSON-lines agent, as the
                         VM backends do, instead of in-process
@@ -59,20 +68,36 @@ options for run:
 /** Bad usage: the message says what was wrong and how to fix it. */
 class UsageError extends Error {}
 
+// The run made again inside a user namespace, while it runs: our signals are forwarded to it.
+let userNsRun: ChildProcess | undefined;
+
 // Not root: run again inside a user namespace where we are, if the kernel allows it; the exit
-// code of that run is ours. Undefined means: go on here.
-function ensurePrivileges(argv: readonly string[]): number | undefined {
+// code of that run is ours. Undefined means: go on here. The run is waited for asynchronously, so
+// that a signal reaches onSignal, which hands it on.
+async function ensurePrivileges(argv: readonly string[]): Promise<number | undefined> {
   if (process.getuid?.() === 0) return undefined;
   const unshare = which("unshare");
   if (!process.env.SOCKPROBE_USERNS && unshare) {
-    const probe = spawnSync(unshare, ["--user", "--map-root-user", "--net", "true"], { stdio: "ignore" });
+    const probe = spawnSync(unshare, ["--user", "--map-root-user", "--net", "true"], {
+      stdio: "ignore",
+      timeout: 10_000,
+    });
     if (probe.status === 0) {
       const self = [process.execPath, ...process.execArgv, process.argv[1] as string, ...argv];
-      const r = spawnSync(unshare, ["--user", "--map-root-user", "--net", "--mount", ...self], {
+      const child = spawn(unshare, ["--user", "--map-root-user", "--net", "--mount", ...self], {
         stdio: "inherit",
         env: { ...process.env, SOCKPROBE_USERNS: "1" },
       });
-      return r.status ?? 1;
+      userNsRun = child;
+      try {
+        const [code, signal] = (await new Promise((resolve, reject) => {
+          child.once("error", reject);
+          child.once("exit", (...r) => resolve(r));
+        })) as [number | null, NodeJS.Signals | null];
+        return code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
+      } finally {
+        userNsRun = undefined;
+      }
     }
   }
   throw new UsageError(
@@ -118,7 +143,33 @@ function parseRunArgs(args: string[]): RunArgs {
   if (values.json !== undefined) out.json = values.json;
   if (values.junit !== undefined) out.junit = values.junit;
   if (values.evidence !== undefined) out.evidence = values.evidence;
+  checkRunOutputs(out);
   return out;
+}
+
+// Every path a run writes, checked before any lab is built: a run that could only fail at its
+// end is refused at once. --evidence DIR is made here, one component at a time (see outputs.ts).
+function checkRunOutputs(a: RunArgs): void {
+  checkDistinct([
+    ["--json", a.json],
+    ["--junit", a.junit],
+  ]);
+  if (a.json !== undefined) checkOutputFile("--json", a.json);
+  if (a.junit !== undefined) checkOutputFile("--junit", a.junit);
+  if (a.evidence !== undefined) checkOutputDirectory("--evidence", a.evidence);
+}
+
+// tune --verify --json OUT builds labs, then writes OUT: checked first. Without --verify, --json
+// prints to standard output. The rest of the command line is tuneCommand's to judge.
+function checkTuneOutputs(args: readonly string[]): void {
+  if (!args.includes("--verify")) return;
+  const { values } = parseArgs({
+    args: [...args],
+    strict: false,
+    allowPositionals: true,
+    options: { json: { type: "string" } },
+  });
+  if (typeof values.json === "string" && !values.json.startsWith("-")) checkOutputFile("--json", values.json);
 }
 
 function progress(): Progress {
@@ -141,14 +192,19 @@ function progress(): Progress {
 async function run(a: RunArgs): Promise<number> {
   const { scenarios, jobs } = a;
   const started = performance.now();
-  const results = await runScenarios(scenarios, {
+  // The ladders are the point of a report: where one is written, packets are captured, into a
+  // directory of our own removed at exit unless --evidence keeps them.
+  const captureDir = a.evidence ?? (a.json || a.junit ? privateDirectory("sockprobe-run-") : undefined);
+  const ran = await runScenarios(scenarios, {
     ...(jobs ? { jobs } : {}),
-    ...(a.evidence ? { captureDir: a.evidence } : {}),
+    ...(captureDir ? { captureDir } : {}),
     trace: a.trace,
     ...(a.agent ? { control: "agent" as const } : {}),
     progress: progress(),
   });
   const durationMs = performance.now() - started;
+  // The report names no capture file that is gone when it is read.
+  const results = a.evidence ? ran : ran.map((r) => ({ ...r, evidence: { ...r.evidence, pcapFiles: [] } }));
   console.log(formatTable(results));
   console.log(`wall time ${(durationMs / 1000).toFixed(1)} s for ${results.length} scenarios`);
   const report = buildReport(results, durationMs);
@@ -192,11 +248,12 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await reportCommand(rest);
       case "tune":
         // Reading sysctls needs nothing; measuring them builds labs.
-        return (rest.includes("--verify") ? ensurePrivileges(argv) : undefined) ?? (await tuneCommand(rest));
+        checkTuneOutputs(rest);
+        return (rest.includes("--verify") ? await ensurePrivileges(argv) : undefined) ?? (await tuneCommand(rest));
       // Usage is checked before anything is built, and before re-running in a user namespace.
       case "run": {
         const parsed = parseRunArgs(rest);
-        return ensurePrivileges(argv) ?? (await run(parsed));
+        return (await ensurePrivileges(argv)) ?? (await run(parsed));
       }
       case "explain": {
         if (rest.length !== 1) {
@@ -205,7 +262,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           );
         }
         const scenario = findScenario(rest[0] as string);
-        return ensurePrivileges(argv) ?? (await explain(scenario));
+        return (await ensurePrivileges(argv)) ?? (await explain(scenario));
       }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}; try \`sockprobe help\``);
@@ -213,17 +270,38 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (e) {
     const err = e as Error & { code?: string };
     const usage =
-      e instanceof UsageError || err.name === "UnknownScenarioError" || err.code?.startsWith("ERR_PARSE_ARGS");
+      e instanceof UsageError ||
+      e instanceof OutputPathError ||
+      err.name === "UnknownScenarioError" ||
+      err.code?.startsWith("ERR_PARSE_ARGS");
     console.error(`sockprobe: ${err.message}`);
     return usage ? 2 : 1;
   }
 }
 
-// Ctrl-C: exit at once; the exit hooks remove what a lab made outside its namespaces, the kernel the rest.
-process.on("SIGINT", () => {
-  process.stderr.write("\nsockprobe: interrupted\n");
-  process.exit(130);
-});
-process.on("SIGTERM", () => process.exit(143));
+// SIGINT (Ctrl-C) and SIGTERM end a run at once, with 130 and 143 as a shell reports them. Every
+// wait of a run is asynchronous, so the handler runs promptly; process.exit runs the exit hooks,
+// which release every open lab (the kernel then frees its namespaces, and its programs die with
+// us), remove the tracing instance and private directories. A run made again in a user namespace
+// is handed the signal and ends the same way; its exit code is then ours. A second signal, or 5 s
+// without an end, kills it.
+function onSignal(signal: NodeJS.Signals): void {
+  const code = 128 + (osConstants.signals[signal] ?? 0);
+  const child = userNsRun;
+  if (child && child.exitCode === null && child.signalCode === null) {
+    if (!forwarded) {
+      forwarded = true;
+      child.kill(signal);
+      setTimeout(() => child.kill("SIGKILL"), 5000).unref();
+      return;
+    }
+    child.kill("SIGKILL");
+  }
+  process.stderr.write(`\nsockprobe: ${signal === "SIGINT" ? "interrupted" : "terminated"}\n`);
+  process.exit(code);
+}
+let forwarded = false;
+process.on("SIGINT", onSignal);
+process.on("SIGTERM", onSignal);
 
 process.exitCode = await main(process.argv.slice(2));

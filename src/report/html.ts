@@ -3,6 +3,7 @@
 // predicted against measured times. Inline CSS and SVG only, and a policy that forbids any request.
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { checkOutputFile, OutputPathError } from "../runner/outputs.js";
 import type { Report, ReportScenario } from "../runner/report.js";
 import { formatEntry } from "../sys/transcript.js";
 import { escapeHtml as esc, slug } from "./escape.js";
@@ -315,6 +316,13 @@ export async function reportCommand(args: string[], io: ReportIo = {}): Promise<
   const file = positionals[0] as string;
   if (values.html === undefined || values.html === "")
     return fail(`--html OUT.html is missing: say where to write the page (${USAGE})`);
+  // Where the page goes is checked before the report is read and drawn.
+  try {
+    checkOutputFile("--html", values.html);
+  } catch (e) {
+    if (e instanceof OutputPathError) return fail(e.message);
+    throw e;
+  }
   let report: Report;
   try {
     report = readReport(file);

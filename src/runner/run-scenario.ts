@@ -4,6 +4,7 @@ import type { Packet } from "../evidence/capture.js";
 import type { TraceEvent } from "../evidence/tracepoints.js";
 import { NetnsLab } from "../lab/netns.js";
 import { type Scenario, ScenarioContext, type ScenarioResult } from "../scenarios/scenario.js";
+import { makeDirectory } from "./outputs.js";
 
 /** What evidence to keep. */
 export interface RunOptions {
@@ -30,7 +31,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   let pcapFiles: string[] = [];
   let states: Array<TraceEvent & { atUs: number }> = [];
   try {
-    if (options.captureDir) await lab.startCapture(join(options.captureDir, scenario.name));
+    // Made here, one component at a time: a recursive mkdir spins for ever on a path under /proc.
+    if (options.captureDir) await lab.startCapture(makeDirectory(join(options.captureDir, scenario.name)));
     if (options.trace) traceStatus = await lab.startTrace();
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<never>((_, reject) => {

@@ -1,57 +1,16 @@
 // Nothing leaks: after kill -9 or Ctrl-C of a run holding a full lab, no namespace, link, mount
 // or process of it remains; and without privileges the lab says what to do.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import t, { type Test } from "tap";
 import { TRACEFS_ROOTS } from "../../src/evidence/tracepoints.js";
 import { withLab } from "../helpers/lab.js";
+import { alive, descendants, heldNamespaces } from "../helpers/leaks.js";
 import { runAsNobody } from "../helpers/nobody.js";
 import { waitUntil } from "../helpers/wait.js";
 
 const child = fileURLToPath(new URL("../fixtures/lab-child.ts", import.meta.url));
-
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  const byParent = new Map<number, number[]>();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      byParent.set(ppid, [...(byParent.get(ppid) ?? []), Number(d)]);
-    } catch {}
-  }
-  const walk = (p: number) => {
-    for (const c of byParent.get(p) ?? []) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(pid);
-  return out;
-}
-
-// Every namespace reference any process holds: its own netns and its open descriptors.
-function heldNamespaces(): Set<string> {
-  const held = new Set<string>();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      held.add(readlinkSync(`/proc/${d}/ns/net`));
-      for (const fd of readdirSync(`/proc/${d}/fd`)) {
-        try {
-          const l = readlinkSync(`/proc/${d}/fd/${fd}`);
-          if (l.startsWith("net:[")) held.add(l);
-        } catch {}
-      }
-    } catch {}
-  }
-  return held;
-}
-
-const alive = (pid: number) =>
-  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");
 
 async function runAndKill(t: Test, signal: NodeJS.Signals) {
   const linksBefore = execFileSync("ip", ["-o", "link"], { encoding: "utf8" });
