@@ -51,12 +51,26 @@ function anchors(report: Report): Map<ReportScenario, string> {
   return out;
 }
 
+// A question's answer, said once: what this kernel did for each headline check, with the expected
+// value beside it only where it differs (a timing within its tolerance, a failed check).
+function answer(s: ReportScenario): string {
+  const checks = s.checks ?? [];
+  const headline = checks.filter((c) => c.headline);
+  const shown = headline.length > 0 ? headline : checks.slice(0, 1);
+  if (shown.length === 0) return `<span class="muted">${esc(s.reason ?? "no check was made")}</span>`;
+  const items = shown.map((c) => {
+    const expected = c.expected === c.observed ? "" : ` <span class="expected">expected ${esc(c.expected)}</span>`;
+    return `<li class="${c.pass ? "pass" : "fail"}">${esc(c.label)}: <b>${esc(c.observed)}</b>${expected}</li>`;
+  });
+  return `<ul class="answer">${items.join("")}</ul>`;
+}
+
 function summaryTable(report: Report, ids: Map<ReportScenario, string>): string {
   const rows = report.scenarios.map(
     (s) =>
-      `<tr class="${esc(s.verdict)}"><td><a href="#${ids.get(s)}">${esc(s.name)}</a></td><td>${esc(s.question)}</td><td>${esc(s.expected)}</td><td>${esc(s.observed)}</td><td>${verdictBadge(s.verdict)}</td><td class="num">${esc(seconds(s.durationMs))}</td></tr>`,
+      `<tr class="${esc(s.verdict)}"><td><a href="#${ids.get(s)}">${esc(s.name)}</a></td><td>${esc(s.question)}</td><td>${answer(s)}</td><td>${verdictBadge(s.verdict)}</td><td class="num">${esc(seconds(s.durationMs))}</td></tr>`,
   );
-  return `<table class="summary"><thead><tr><th>scenario</th><th>question</th><th>expected</th><th>observed</th><th>verdict</th><th>time</th></tr></thead><tbody>
+  return `<table class="summary"><thead><tr><th>scenario</th><th>question</th><th>what this kernel did <span class="muted small">(expected, where it differs)</span></th><th>verdict</th><th>time</th></tr></thead><tbody>
 ${rows.join("\n")}
 </tbody></table>`;
 }
@@ -81,7 +95,9 @@ function scenarioSection(s: ReportScenario, id: string, options: HtmlOptions): s
   const ev = s.evidence;
   const ladder = scenarioLadder(s, options.maxLadderItems !== undefined ? { maxItems: options.maxLadderItems } : {});
   const evidenceNotes = [
-    ev?.packets?.length ? "" : "no packets were captured (run with --evidence DIR to capture them)",
+    ev?.packets?.length
+      ? ""
+      : "no packets in this report: `sockprobe run --json FILE` captures them (and `--evidence DIR` keeps the pcap files)",
     ev?.trace?.available
       ? ""
       : `no TCP states: tracepoints ${ev?.trace?.reason ? `unavailable (${ev.trace.reason})` : "not recorded"}`,
@@ -150,7 +166,8 @@ th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertic
 th{background:#f9fafb;font-weight:600;font-size:13px}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 table.summary td:first-child{white-space:nowrap}
-table.summary td:nth-child(3),table.summary td:nth-child(4){font-size:12.5px}
+table.summary td:nth-child(3){font-size:12.5px}
+ul.answer{margin:0;padding-left:16px}ul.answer li.fail{color:var(--fail)}ul.answer .expected{color:var(--muted)}
 table.summary tr.fail td,table.summary tr.error td{background:#fef2f2}
 .verdict{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
 .verdict.pass{background:var(--pass)}.verdict.fail{background:var(--fail)}.verdict.error{background:var(--error)}.verdict.skip,.verdict.unknown{background:var(--skip)}

@@ -155,6 +155,53 @@ t.test("the page escapes whatever the report holds", async (t) => {
   t.notMatch(html, /(?:src|href)="(?:https?:)?\/\//, "nothing points outside the page");
 });
 
+t.test("the summary answers each question once, with the expectation only where it differs", async (t) => {
+  const report = tiny();
+  const failing = report.scenarios[0] as Report["scenarios"][number];
+  const checks = [
+    { label: "poll on kang", pass: true, expected: "POLLIN|POLLRDHUP", observed: "POLLIN|POLLRDHUP", headline: true },
+    {
+      label: "idle death by keepalive",
+      pass: true,
+      expected: "4.06 s ± 354 ms",
+      observed: "4.11 s",
+      headline: true,
+      timing: { expectedMs: 4064, observedMs: 4110, toleranceMs: 354 },
+    },
+    { label: "kodos's final state", pass: true, expected: "TIME_WAIT", observed: "TIME_WAIT", headline: false },
+  ];
+  const passing = {
+    ...failing,
+    name: "tiny-pass",
+    verdict: "pass" as const,
+    reason: undefined,
+    checks,
+    expected: "poll on kang: POLLIN|POLLRDHUP; idle death by keepalive: 4.06 s ± 354 ms",
+    observed: "poll on kang: POLLIN|POLLRDHUP; idle death by keepalive: 4.11 s",
+    evidence: { ...failing.evidence, packets: [] },
+  };
+  const html = renderHtml({ ...report, scenarios: [failing, passing] });
+  const summary = html.slice(html.indexOf('<table class="summary">'), html.indexOf("</table>") + 8);
+  const rows = summary.split("<tr").filter((r) => r.includes('href="#scenario-'));
+  t.equal(rows.length, 2, "a row per scenario");
+  const [bad, good] = rows as [string, string];
+  const count = (text: string, what: string) => text.split(what).length - 1;
+  t.equal(count(good, "POLLIN|POLLRDHUP"), 1, "an answer that matches its expectation is said once");
+  t.match(good, /idle death by keepalive: <b>4\.11 s<\/b> <span class="expected">expected 4\.06 s ± 354 ms<\/span>/);
+  t.notMatch(good, /TIME_WAIT/, "a check that is not a headline stays in the scenario's section");
+  t.match(
+    bad,
+    /read on kang: <b>ECONNRESET<\/b> <span class="expected">expected 0 \(EOF\)<\/span>/,
+    "a failure: observed against expected",
+  );
+  t.notMatch(summary, /<th>expected<\/th>|<th>observed<\/th>/, "no column of expectations repeating the answers");
+  t.match(
+    html,
+    "no packets in this report: `sockprobe run --json FILE` captures them",
+    "a report without packets says how to get them",
+  );
+});
+
 t.test("the ladder of the fixture: columns, faults, states, errors", async (t) => {
   const html = renderHtml(tiny(), {
     predictedVsMeasured: [
