@@ -5,9 +5,9 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { run } from "../src/lab/exec.js";
+import { createLab } from "../src/lab/create.js";
 import type { Host } from "../src/lab/host.js";
-import { NetnsLab } from "../src/lab/netns.js";
+import { run } from "../src/proc/exec.js";
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
@@ -16,7 +16,7 @@ export async function labCreateTeardownMs(rounds = 20): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const t0 = performance.now();
-    const lab = await NetnsLab.create({ name: "bench" });
+    const lab = await createLab({ name: "bench" });
     await lab.addHost("kang");
     await lab.addHost("kodos");
     await lab.close();
@@ -50,7 +50,7 @@ export async function loop2a(n = 5000, rounds = 3): Promise<{ lab: number; pytho
   const cBin = join(dir, "loop2a");
   execFileSync("cc", ["-O2", "-o", cBin, fileURLToPath(new URL("./loop2a.c", import.meta.url))]);
   const py = fileURLToPath(new URL("./python_2a.py", import.meta.url));
-  const lab = await NetnsLab.create({ name: "bench2a" });
+  const lab = await createLab({ name: "bench2a" });
   const out = { lab: [] as number[], python: [] as number[], c: [] as number[] };
   try {
     for (let r = 0; r < rounds; r++) {

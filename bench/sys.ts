@@ -2,7 +2,7 @@
 // Both sides run as processes inside a fresh namespace of their own (through nsenter), so neither
 // pays for switching namespaces and TIME_WAIT from one never burdens the other.
 import { fileURLToPath } from "node:url";
-import { run } from "../src/lab/exec.js";
+import { run } from "../src/proc/exec.js";
 import { Netns } from "../src/sys/index.js";
 
 /** One benchmark figure: ns per operation for both sides (run.ts prints their ratio). */

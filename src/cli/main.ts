@@ -5,7 +5,7 @@ import { mkdtempSync } from "node:fs";
 import { constants as osConstants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { which } from "../lab/tools.js";
+import { which } from "../proc/tools.js";
 import { diffCommand } from "../report/diff.js";
 import { clip } from "../report/escape.js";
 import { reportCommand } from "../report/html.js";

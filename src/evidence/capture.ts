@@ -2,7 +2,7 @@
 // here in TypeScript, so a scenario's evidence does not depend on parsing tcpdump's text output.
 import type { ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { spawnIn } from "../lab/exec.js";
+import { spawnIn } from "../proc/exec.js";
 
 /** How long tcpdump may take to say it is listening, and to exit after SIGINT. */
 export const CAPTURE_TIMEOUT_MS = 5_000;

@@ -1,6 +1,6 @@
 // The kernel's own view of a host's TCP sockets, read through `ss` (sock_diag), the way the seeds quote `netstat`.
 import { setTimeout as sleep } from "node:timers/promises";
-import { type ExecOptions, type ExecResult, run } from "../lab/exec.js";
+import { type ExecOptions, type ExecResult, run } from "../proc/exec.js";
 import { WaitTimeoutError } from "../sys/errors.js";
 
 /** TCP states under the names netstat and the RFCs use, so scenarios never spell ss's own ('ESTAB', 'FIN-WAIT-1'). */

@@ -19,11 +19,11 @@ import {
   type Wire,
   type WireError,
 } from "../agent/protocol.js";
+import { spawnIn } from "../proc/exec.js";
 import { POLL_EVENTS } from "../sys/constants.js";
 import { errnoName, SysError, WaitTimeoutError } from "../sys/errors.js";
 import type { PollResult } from "../sys/poll.js";
 import type { Transcript } from "../sys/transcript.js";
-import { spawnIn } from "./exec.js";
 import { type HostSocket, SOCKET_METHODS, type SocketMethod } from "./host.js";
 
 /** How long `spawn` waits for the agent's hello: a cold tsx start takes about a second. */

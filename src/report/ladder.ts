@@ -2,7 +2,7 @@
 // clock, each host's calls and TCP states on its column, the packets as arrows between columns and
 // the faults across the picture. Idle stretches become scale breaks so a timer's seconds stay short.
 import { type Packet, relativeSeq } from "../evidence/capture.js";
-import type { FaultEvent } from "../lab/netns.js";
+import type { FaultEvent } from "../lab/lab.js";
 import type { ReportScenario } from "../runner/report.js";
 import type { TranscriptEntry } from "../sys/transcript.js";
 import { clip, escapeHtml as esc, humanUs } from "./escape.js";

@@ -2,7 +2,8 @@
 import { join } from "node:path";
 import type { Packet } from "../evidence/capture.js";
 import type { TraceEvent } from "../evidence/tracepoints.js";
-import { NetnsLab } from "../lab/netns.js";
+import { type CreateLabOptions, createLab } from "../lab/create.js";
+import { isUnsupportedFault } from "../lab/lab.js";
 import { type Scenario, ScenarioContext, type ScenarioResult } from "../scenarios/scenario.js";
 import { makeDirectory } from "./outputs.js";
 
@@ -14,16 +15,25 @@ export interface RunOptions {
   readonly trace?: boolean;
   /** Reach host sockets in-process (default) or through an agent in each host. */
   readonly control?: "in-process" | "agent";
+  /** The lab's backend (netns by default). */
+  readonly backend?: CreateLabOptions["backend"];
 }
 
-/** Runs a scenario; never throws for what the kernel did: failures and errors become the verdict. */
+/**
+ * Runs a scenario; never throws for what the kernel did: failures and errors become the verdict. A
+ * scenario needing a fault the backend cannot give is skipped before it runs, with the reason; one
+ * that meets UnsupportedFaultError anyway is skipped with that reason too.
+ */
 export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<ScenarioResult> {
   const started = performance.now();
-  const lab = await NetnsLab.create({
+  const lab = await createLab({
     name: scenario.name.slice(0, 15).replace(/-+$/, ""),
     ...(options.control ? { control: options.control } : {}),
+    ...(options.backend ? { backend: options.backend } : {}),
   });
-  const ctx = new ScenarioContext(lab);
+  const ctx = new ScenarioContext(lab, scenario);
+  const unsupported = scenario.faults.map((f) => lab.unsupported(f)).find((e) => e !== undefined);
+  let skipped: string | undefined;
   let error: Error | undefined;
   let timedOut = false;
   let traceStatus: { available: boolean; reason?: string } = { available: false, reason: "not requested" };
@@ -31,6 +41,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   let pcapFiles: string[] = [];
   let states: Array<TraceEvent & { atUs: number }> = [];
   try {
+    // Decided before anything runs: a scenario is never run half on a backend without its faults.
+    if (unsupported) throw unsupported;
     // Made here, one component at a time: a recursive mkdir spins for ever on a path under /proc.
     if (options.captureDir) await lab.startCapture(makeDirectory(join(options.captureDir, scenario.name)));
     if (options.trace) traceStatus = await lab.startTrace();
@@ -47,7 +59,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       clearTimeout(timer);
     }
   } catch (e) {
-    error = e as Error;
+    if (isUnsupportedFault(e)) skipped = e.message;
+    else error = e as Error;
   } finally {
     try {
       if (options.captureDir) ({ packets, files: pcapFiles } = await lab.stopCapture());
@@ -58,13 +71,15 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     await lab.close();
   }
   const failed = ctx.checks.filter((c) => !c.pass);
-  const [verdict, reason]: [ScenarioResult["verdict"], string?] = error
-    ? ["error", `${timedOut ? "" : `${error.name}: `}${error.message}`]
-    : failed.length > 0
-      ? ["fail", failed.map((c) => c.message ?? c.label).join("; ")]
-      : ctx.checks.length === 0
-        ? ["error", "the scenario made no check"]
-        : ["pass"];
+  const [verdict, reason]: [ScenarioResult["verdict"], string?] = skipped
+    ? ["skip", skipped]
+    : error
+      ? ["error", `${timedOut ? "" : `${error.name}: `}${error.message}`]
+      : failed.length > 0
+        ? ["fail", failed.map((c) => c.message ?? c.label).join("; ")]
+        : ctx.checks.length === 0
+          ? ["error", "the scenario made no check"]
+          : ["pass"];
   const headline = ctx.checks.filter((c) => c.headline);
   const shown = headline.length > 0 ? headline : ctx.checks.slice(0, 1);
   return {

@@ -59,6 +59,7 @@ export const scenario: Scenario = {
     "001: a server may send RST instead of FIN, but that is not a clean shutdown: it breaks the connection without giving the client any grace to finish. 003: when neither reading nor writing is possible, poll reports POLLHUP or POLLERR.",
   linux:
     "Both ways send a RST at once, never a FIN: SO_LINGER {1, 0} makes tcp_close() call tcp_disconnect() (tracepoint reason TCP_STATE), and unread data makes tcp_close() reset first (RFC 2525 §2.17, reason TCP_ABORT_ON_CLOSE). The closer's write queue is purged: bytes not yet sent and bytes sent but unacknowledged are both gone, never retransmitted. At the peer, tcp_reset() sets ECONNRESET and tcp_done() shuts both directions, but the receive queue is kept: everything that arrived before the RST is read first, then ECONNRESET once, then 0 (revents POLLIN|POLLERR|POLLHUP|POLLRDHUP until the error is read). When the RST's sequence number lies beyond what the peer received (the unacknowledged bytes never arrived), the peer does not accept it (RFC 5961): it sends a challenge ACK, which finds only the listener, whose RST (reason TCP_FLAGS) carries the exact sequence number and resets the peer one round trip later. Unread data at the closer is lost too, although TCP had acknowledged it to the peer.",
+  faults: ["partition", "heal"],
   timeoutMs: 10_000,
   async run(ctx) {
     const { lab } = ctx;

@@ -88,6 +88,7 @@ export const scenario: Scenario = {
     "Under load the receiver's kernel resets connections the application never accepted; a client sees SYN retransmissions while the backlog is full, is then accepted, retransmits its request and gets a RST, though strace shows the server never accepted it. Knobs in Linux can make the problem go away.",
   linux:
     "The accept queue holds min(backlog, net.core.somaxconn) + 1 connections (sk_acceptq_is_full tests >). A SYN that meets a full queue is dropped whatever tcp_abort_on_overflow says: the client stays SYN_SENT and retransmits at 1, 2, 3, 4, 5 s then doubling (tcp_syn_linear_timeouts=4, Linux 6.5+), and completes at its first retransmission after accept() frees a slot, not at the accept. tcp_abort_on_overflow acts only when the final ACK of a handshake begun while there was room meets a full queue (tcp_check_req): with 0 the ACK is ignored and the request stays SYN_RECV while the client, whose connect() succeeded, is ESTABLISHED; the listener's SYN-ACK retransmissions (1, 3, 7, 15, 31 s) make the client ACK again, and the first one after a slot frees completes it; if none does, the request is dropped after tcp_synack_retries and the client's next segment gets a RST: the seed's late reset. With 1 the ACK is answered at once with a RST and the client gets ECONNRESET.",
+  faults: [],
   timeoutMs: 15_000,
   async run(ctx) {
     const { lab } = ctx;

@@ -61,6 +61,7 @@ export const scenario: Scenario = {
     "connect, write and close all succeed and the receiver's application sees nothing: the receiving kernel ACKed the data, then reset the queued connection. SO_LINGER is not sufficient; SIOCOUTQ is a Linux-specific workaround; the fix that works is an application-level acknowledgement with a timeout.",
   linux:
     "Linux completes the handshake and ACKs data for a connection still waiting in the accept queue (the child is ESTABLISHED, then CLOSE_WAIT after the FIN), so every sender-side signal (write's return, SIOCOUTQ reaching 0, SO_LINGER's close) only proves that the receiving kernel holds the bytes. A queued child never times out by itself: it is reset when the listener closes (inet_csk_listen_stop sends RST for each), which a sender that already closed cannot see. SO_LINGER with a time makes close() block even on an O_NONBLOCK socket (inet_release passes the linger time whatever the file flags), until the FIN is ACKed (the queued child delays that ACK, 40 ms) or the time runs out, and returns 0 in both cases.",
+  faults: ["partition", "heal"],
   timeoutMs: 10_000,
   async run(ctx) {
     const { lab } = ctx;

@@ -24,6 +24,7 @@ export const scenario: Scenario = {
     "When the client sends its requests and shuts down its sending side, does it still receive every response, in order, with EOF only after the last?",
   seedSays:
     "The client sends its request and shutdown(); it can no longer send but can still receive. The server receives the data, processes it, sends the responses, receives the FIN, then sends FIN back; the client reads the responses, then the FIN, and knows nothing was lost.",
+  faults: [],
   timeoutMs: 10_000,
   async run(ctx) {
     const { lab } = ctx;

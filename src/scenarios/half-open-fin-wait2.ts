@@ -34,6 +34,7 @@ export const scenario: Scenario = {
     "kodos sits in FIN_WAIT_2 and kang in CLOSE_WAIT; a minute later the connection is gone from kodos (torn down without sending anything) but still in CLOSE_WAIT on kang; kang's write then succeeds, kodos answers with RST, poll wakes (0x10) and read fails with ECONNRESET.",
   linux:
     "The orphan's lifetime is the socket's TCP_LINGER2, else tcp_fin_timeout (60 s by default, per network namespace), never below 3.5 RTO (tcp_fin_time). When the ACK of the FIN reaches the orphan, tcp_rcv_state_process turns it into a FIN_WAIT2 TIME_WAIT mini-socket (ss: FIN-WAIT-2, timer timewait) that the timer wheel removes up to one granularity late (256 ms for 3 s at HZ=250); a lifetime above 60 s goes through the keepalive timer first and lasts 2 x (lifetime - 60 s). The RST differs from the seed: tcp_reset records EPIPE, not ECONNRESET, for a socket in CLOSE_WAIT, and tcp_recvmsg reports the end of stream already received (SOCK_DONE) before any pending error, so poll says POLLERR|POLLHUP but read returns 0; only SO_ERROR (EPIPE) or a write (EPIPE) shows the reset.",
+  faults: ["exitApplication"],
   timeoutMs:
     Math.max(
       ...[undefined, LINGER2_SHORT_S, LINGER2_LONG_S].map(

@@ -49,6 +49,7 @@ export const scenario: Scenario = {
     "Seed 000: an idle side never learns that its peer is gone unless it sends; keep-alive (TCP or application) is how to manage it, and a KeepAlive probe left unacknowledged too long ends in ETIMEDOUT. Seed 003: without keepalive, waiting for data can hang for ever when the network breaks; even with it, detection takes hours by default (7200 s), unless the timers are set per socket or by sysctl.",
   linux:
     "tcp_keepalive_timer fires TCP_KEEPIDLE after the last segment received, then every TCP_KEEPINTVL; with TCP_KEEPCNT probes unanswered it sends an RST and reports ETIMEDOUT: idle + intvl x cnt. With data in flight (packets_out) or queued it only re-arms itself, so a busy socket dies by retransmission (tcp_retries2 or TCP_USER_TIMEOUT) and sends no probe. With TCP_USER_TIMEOUT set, TCP_KEEPCNT is ignored: a firing gives up once the time since the last segment received has reached the user timeout and at least one probe is out, so a short user timeout still waits for one probe and a long one keeps probing past TCP_KEEPCNT. Each firing lands up to one timer wheel granularity late (32 ms for 1 s at HZ=250).",
+  faults: ["powerOff"],
   timeoutMs:
     Math.max(
       keepaliveDeath({ idleS: IDLE_S, intvlS: INTVL_S, cnt: CNT, userTimeoutMs: USER_TIMEOUT_LONG_MS }).deathMs,

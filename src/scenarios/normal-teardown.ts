@@ -11,6 +11,7 @@ export const scenario: Scenario = {
   question: "When the server process exits, does the idle client find out, how, and who ends in TIME_WAIT?",
   seedSays:
     "kang is woken from poll with POLLIN, read returns 0 and it closes; kodos passes FIN_WAIT_1, FIN_WAIT_2 and ends in TIME_WAIT; kang passes CLOSE_WAIT and LAST_ACK and keeps nothing.",
+  faults: ["exitApplication"],
   timeoutMs: 10_000,
   async run(ctx) {
     const { lab } = ctx;

@@ -22,6 +22,7 @@ export const scenario: Scenario = {
     "kang's poll stays asleep (20 minutes, then an hour) and netstat shows ESTABLISHED while kodos has no connection; kang's write of 22 bytes succeeds; kodos answers with RST; poll wakes and read fails with ECONNRESET.",
   linux:
     "The same on Linux. After the RST (tcp_reset), the socket is in CLOSE with both directions shut, so poll reports POLLIN|POLLOUT|POLLERR|POLLHUP|POLLRDHUP at once. The error is pending in sk_err and the first call to take it (read here) gets ECONNRESET and clears it (sock_error): the next read returns 0 (EOF), a write fails with EPIPE (SEND_SHUTDOWN), and SO_ERROR reads 0.",
+  faults: ["powerCycle"],
   timeoutMs: WATCH_MS + 8000,
   async run(ctx) {
     const { lab } = ctx;

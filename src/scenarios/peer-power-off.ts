@@ -36,6 +36,7 @@ export const scenario: Scenario = {
     "The write succeeds; nothing happens for just over 5 minutes (illumos's limit); then read fails with ETIMEDOUT. Only a side that sends ever finds out.",
   linux:
     "Linux gives up when the time since the first unacknowledged transmission reaches tcp_retries2 turned into time (200 ms base, doubling, 924.6 s with the default 15), checked each time the RTO fires; TCP_USER_TIMEOUT replaces that limit. If ARP for a same-subnet peer fails first, the error is the soft error EHOSTUNREACH instead of ETIMEDOUT.",
+  faults: ["powerOff"],
   timeoutMs: 20_000,
   async run(ctx) {
     const { lab } = ctx;

@@ -109,6 +109,7 @@ export const scenario: Scenario = {
     "Program 1A (send 16 KiB chunks until send fails with EAGAIN) and program 1B (send while poll(POLLOUT, 0) is happy) behave differently; the reader is asked to explain how.",
   linux:
     "Both limits count sk_wmem_queued, the skbs' true size (payload plus 832 bytes per skb here), not bytes. send() starts a new skb only while sk_wmem_queued < sk_sndbuf (and, with TCP_NOTSENT_LOWAT, while the unsent bytes are below the mark), and fills the tail skb to the size goal regardless, so 1A overshoots SO_SNDBUF by up to one skb. tcp_poll reports POLLOUT only while sk_sndbuf - sk_wmem_queued >= sk_wmem_queued / 2 (sk_stream_wspace >= sk_stream_min_wspace: a third of the buffer free), so 1B stops near two thirds. With TCP_NOTSENT_LOWAT poll also wants the unsent bytes doubled below the mark (tcp_stream_memory_free with wake=1), send only undoubled: 1B stops at half the mark, 1A at the first skb boundary past it.",
+  faults: [],
   timeoutMs: 10_000,
   async run(ctx) {
     const { lab } = ctx;

@@ -1,9 +1,8 @@
 // What a scenario is, and the context it runs in: steps whose expectations sit beside them,
 // each check recorded with what was expected and what the kernel did.
 import type { Packet } from "../evidence/capture.js";
-import type { TraceEvent } from "../evidence/tracepoints.js";
 import type { HostSocket } from "../lab/host.js";
-import type { FaultEvent, NetnsLab } from "../lab/netns.js";
+import { FAULTS, type Fault, type FaultEvent, type Lab, type StateEvent } from "../lab/lab.js";
 import { type Expectation, humanMs } from "../model/tcp.js";
 import { SysError } from "../sys/errors.js";
 import type { TranscriptEntry } from "../sys/transcript.js";
@@ -20,6 +19,11 @@ export interface Scenario {
   readonly seedSays: string;
   /** Where Linux differs from the seed, and why. */
   readonly linux?: string;
+  /**
+   * The faults it gives (Lab method names): on a backend that cannot give one, the runner skips the
+   * scenario with the reason instead of running half of it. A call to a fault not declared here fails.
+   */
+  readonly faults: readonly Fault[];
   /** A bound on the whole run, derived from the scenario's own sysctls. */
   readonly timeoutMs: number;
   readonly run: (ctx: ScenarioContext) => Promise<void>;
@@ -89,7 +93,7 @@ export interface ScenarioResult {
   readonly evidence: {
     readonly transcript: readonly TranscriptEntry[];
     readonly packets: readonly Packet[];
-    readonly states: ReadonlyArray<TraceEvent & { atUs: number }>;
+    readonly states: readonly StateEvent[];
     readonly faults: readonly FaultEvent[];
     readonly pcapFiles: readonly string[];
     readonly trace: { readonly available: boolean; readonly reason?: string };
@@ -115,13 +119,42 @@ export const isErrnoName = (want: string): boolean => /^E[A-Z]+$/.test(want);
 
 const at = (us: number) => `+${(us / 1e6).toFixed(3)} s`;
 
+const FAULT_NAMES: ReadonlySet<string> = new Set(FAULTS);
+
+/**
+ * The lab as a scenario sees it: a fault it did not declare rejects with an error naming it, so that
+ * what a scenario declares stays what it does, and a backend's skip is decided before the run.
+ */
+export function declaredFaultsOnly(lab: Lab, scenario: Pick<Scenario, "name" | "faults">): Lab {
+  const declared: ReadonlySet<string> = new Set(scenario.faults);
+  return new Proxy(lab, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== "function") return value;
+      if (typeof prop === "string" && FAULT_NAMES.has(prop) && !declared.has(prop)) {
+        return () =>
+          Promise.reject(
+            new Error(
+              `scenario ${scenario.name} calls lab.${prop}() without declaring it: add "${prop}" to its faults, so that a backend without it skips the scenario instead of running half of it`,
+            ),
+          );
+      }
+      return value.bind(target);
+    },
+  });
+}
+
 /** The scenario's view of a run. */
 export class ScenarioContext {
   readonly checks: Check[] = [];
   readonly observations: Record<string, Observation> = {};
   readonly story: string[] = [];
+  /** The lab; given the scenario, only the faults it declares. */
+  readonly lab: Lab;
 
-  constructor(readonly lab: NetnsLab) {}
+  constructor(lab: Lab, scenario?: Pick<Scenario, "name" | "faults">) {
+    this.lab = scenario ? declaredFaultsOnly(lab, scenario) : lab;
+  }
 
   /** µs on the lab's clock. */
   now(): number {

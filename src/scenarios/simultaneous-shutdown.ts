@@ -157,6 +157,7 @@ export const scenario: Scenario = {
     "The server half-closes, then receives a request: it can process it but cannot send the response, so it closes, which sends FIN. The client takes the FIN to mean no more responses, yet a response was owed: the half-close's reliability is broken, and no error says so. The fix is asymmetric: the server first sends an application-level 'I am shutting down' message and keeps reading and answering; the client finishes and does the classic half-close; the server half-closes after it.",
   linux:
     "As the seed says. The server's write after its own shutdown(SHUT_WR) fails with EPIPE (tcp_sendmsg: SEND_SHUTDOWN, with MSG_NOSIGNAL instead of SIGPIPE); it reads the late request normally, since only its sending side is shut. The client's FIN_WAIT1 meets the server's FIN: a simultaneous close (FIN_WAIT1 to CLOSING on whichever side gets the other's FIN first, here by retransmission once the crossing ends), and both ends then hold TIME_WAIT, not only the one that closed first. The client reads 0 with no POLLERR and SO_ERROR 0: TCP did its job, the loss is the application's.",
+  faults: ["partition", "heal"],
   timeoutMs: 15_000,
   async run(ctx) {
     const { lab } = ctx;

@@ -2,14 +2,14 @@
 import type { SocketRow } from "../evidence/socket-table.js";
 import type { TraceEvent } from "../evidence/tracepoints.js";
 import type { Host, HostSocket } from "../lab/host.js";
-import type { HostOptions, NetnsLab } from "../lab/netns.js";
+import type { HostOptions, Lab } from "../lab/lab.js";
 
 /** The port kodos serves on, as in the seeds. */
 export const SERVER_PORT = 8080;
 
 /** The seeds' cast: kang the client, kodos the server listening on SERVER_PORT. */
 export async function kangAndKodos(
-  lab: NetnsLab,
+  lab: Lab,
   options: { kang?: HostOptions; kodos?: HostOptions; backlog?: number } = {},
 ): Promise<{ kang: Host; kodos: Host; listener: HostSocket }> {
   const kang = await lab.addHost("kang", options.kang);
@@ -114,7 +114,7 @@ export interface StateChanges {
 }
 
 /** Reads the lab's running trace now. */
-export async function stateChanges(lab: NetnsLab): Promise<StateChanges> {
+export async function stateChanges(lab: Lab): Promise<StateChanges> {
   const events = (await lab.traceSnapshot()) ?? [];
   const status = lab.traceStatus();
   const mine = (address: string, port: number, peerPort?: number) =>

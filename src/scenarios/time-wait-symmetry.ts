@@ -116,6 +116,7 @@ export const scenario: Scenario = {
     "2A creates an infinite number of short-lived connections; 2B, the same with the two close() calls swapped, quickly hangs rather than exiting with an error. tcp_tw_reuse=1 is suggested as a fix; at tcp_max_tw_buckets=2000 2B works, at 50k it slows down then stops, at 64k it breaks.",
   linux:
     "The first closer keeps the TIME_WAIT. In 2A that is the server's socket (127.0.0.1:1234 to the client's port), which never makes a client port look busy: connect() keeps drawing from the even half of the range (__inet_hash_connect's first pass) and the next SYN from a port with a server-side TIME_WAIT takes it over (tcp_timewait_state_process accepts a SYN with a newer timestamp or sequence), so 2A runs for ever with at most half the range in TIME_WAIT. In 2B the TIME_WAIT sits on the client's port; once every port of the range holds one toward 127.0.0.1:1234, connect() fails at once with EADDRNOTAVAIL (port selection comes before any SYN, so nothing hangs on this kernel). tcp_tw_reuse=1, or 2 (the default: only when an address is loopback, here 127.0.0.1; a host's own address over lo does not count) lets connect() take over a TIME_WAIT, but only one older than tcp_tw_reuse_delay (1000 ms, Linux 6.13+); a loop that uses the range faster still stops. Beyond tcp_max_tw_buckets a closing socket skips TIME_WAIT altogether, so a small limit keeps 2B going.",
+  faults: [],
   timeoutMs: 15_000,
   async run(ctx) {
     const { lab } = ctx;

@@ -28,6 +28,7 @@ export const scenario: Scenario = {
   linux:
     "Nothing in TCP reacts to a link coming back: write() queues the bytes (SIOCOUTQ counts them), the tail loss probe and the RTO retransmissions go nowhere, and the data arrives at the first retransmission timer after the replug, up to one backoff step later. With TCP_USER_TIMEOUT the RTO timer is clamped to the limit and the connection dies (ETIMEDOUT) without sending anything, so the peer stays ESTABLISHED and learns of it only by an RST to its next segment. The cable pulled here is the reader's: pulling the writer's own cable also leaves its socket untouched, but its carrier loss flushes its ARP entries (neigh_carrier_down), so its segments wait in the neighbour queue and leave when ARP resolves after the replug.",
   // The outage lasts until the user timeout's death; the data arrives at the next retransmission after it.
+  faults: ["unplug", "replug"],
   timeoutMs:
     (deliveryAfterOutage(
       retransmissionDeath({ rtoMs: TCP_RTO_MIN_MS, retries2: DEFAULTS.tcp_retries2 }).schedule,

@@ -80,6 +80,7 @@ export const scenario: Scenario = {
     "If there is data available to be read, even if the connection is closed, POLLIN is returned. If neither reading or writing is possible (the connection is closed both ways or broken), POLLHUP or POLLERR.",
   linux:
     "Linux agrees that queued data is POLLIN whatever happened behind it, and adds more: tcp_poll() sets POLLIN|POLLRDHUP as soon as the receive side is shut (the peer's FIN, or the RST through tcp_done()), with nothing queued, because a read would not block: it returns 0 or the error. POLLHUP comes only when both directions are shut (a RST, or FINs both ways), never after the peer's FIN alone, and comes with POLLIN, and with POLLOUT when asked (after SEND_SHUTDOWN a write fails at once). POLLERR lasts only while sk_err is pending: the first recv takes it, even with MSG_PEEK (sock_error() clears it), as does SO_ERROR; the socket then shows POLLIN|POLLHUP|POLLRDHUP and reads 0 for ever. A RST does not discard the receive queue (tcp_done_with_error() purges only the write queue): the data is read first, then ECONNRESET, then 0. A RST that follows the peer's FIN is never seen by read(): SOCK_DONE makes tcp_recvmsg() return 0 before it looks at sk_err (EPIPE, as tcp_reset() sets it in CLOSE_WAIT), which only POLLERR and SO_ERROR show.",
+  faults: [],
   timeoutMs: 10_000,
   async run(ctx) {
     const { lab } = ctx;

@@ -1,6 +1,7 @@
 // `sockprobe tune --verify`: the sysctls applied to lab hosts, one probe per prediction, each in a
 // lab of its own and all in parallel; predicted (src/model/) against measured, with a verdict.
 import type { Host, HostSocket } from "../lab/host.js";
+import type { Fault } from "../lab/lab.js";
 import { SysctlError, writeSysctl } from "../lab/sysctl.js";
 import {
   acceptQueueCapacity,
@@ -181,6 +182,7 @@ async function awaitDeath(
 // A timed probe: its scenario fills `record` with the expectation it refines and what it measured.
 function timedProbe(
   name: string,
+  faults: readonly Fault[],
   label: string,
   planned: Expectation,
   expectedErrno: string | undefined,
@@ -193,13 +195,20 @@ function timedProbe(
     planned,
     ...(expectedErrno ? { expectedErrno } : {}),
     record,
-    scenario: scenario(name, label, planned, (ctx) => run(ctx, record)),
+    scenario: scenario(name, faults, label, planned, (ctx) => run(ctx, record)),
   };
 }
 
-function scenario(name: string, label: string, planned: Expectation, run: Scenario["run"]): Scenario {
+function scenario(
+  name: string,
+  faults: readonly Fault[],
+  label: string,
+  planned: Expectation,
+  run: Scenario["run"],
+): Scenario {
   return {
     name,
+    faults,
     seed: "sockprobe tune --verify",
     question: `Does this kernel give ${label} what the model predicts?`,
     seedSays: `predicted ${humanMs(planned.ms)} ± ${humanMs(planned.toleranceMs)}`,
@@ -230,7 +239,7 @@ function planProbes(opts: VerifyOptions): Probe[] {
     const plannedDeath = model(lan);
     const planned = timerChainExpectation(plannedDeath.intervals, plannedDeath.why);
     const name = userTimeoutMs ? "tune-usertimeo" : "tune-retrans";
-    return timedProbe(name, label, planned, "ETIMEDOUT", async (ctx, record) => {
+    return timedProbe(name, ["powerOff"], label, planned, "ETIMEDOUT", async (ctx, record) => {
       const { lab } = ctx;
       const { kang, kodos, listener } = await kangAndKodos(lab, both);
       const sock = await kang.connect(kodos.ipv4, PORT);
@@ -258,7 +267,7 @@ function planProbes(opts: VerifyOptions): Probe[] {
     const k = keepaliveDeath({ idleS: s.keepaliveTimeS, intvlS: s.keepaliveIntvlS, cnt: s.keepaliveProbes });
     const planned = timerChainExpectation(keepaliveTimerDelays(k), k.why);
     probes.push(
-      timedProbe("tune-keepalive", label, planned, "ETIMEDOUT", async (ctx, record) => {
+      timedProbe("tune-keepalive", ["powerOff"], label, planned, "ETIMEDOUT", async (ctx, record) => {
         const { lab } = ctx;
         const { kang, kodos, listener } = await kangAndKodos(lab, both);
         // Set before connect(), the keepalive timer is armed when the SYN-ACK arrives: the last segment received.
@@ -283,7 +292,7 @@ function planProbes(opts: VerifyOptions): Probe[] {
     const g = synGiveUp({ synRetries: s.synRetries, linearTimeouts: s.synLinearTimeouts, rtoMaxMs: s.rtoMaxMs });
     const planned = timerChainExpectation(g.intervals, g.why);
     probes.push(
-      timedProbe("tune-syn", label, planned, "ETIMEDOUT", async (ctx, record) => {
+      timedProbe("tune-syn", ["powerOff"], label, planned, "ETIMEDOUT", async (ctx, record) => {
         const { lab } = ctx;
         const kang = await lab.addHost("kang", { sysctls });
         const ghost = await lab.addHost("ghost", { sysctls });
@@ -315,7 +324,7 @@ function planProbes(opts: VerifyOptions): Probe[] {
     const l = model(lan.rtoMs);
     const planned = timerChainExpectation(l.timersMs, l.why);
     probes.push(
-      timedProbe("tune-finwait2", label, planned, undefined, async (ctx, record) => {
+      timedProbe("tune-finwait2", [], label, planned, undefined, async (ctx, record) => {
         const { lab } = ctx;
         const { kang, kodos, listener } = await kangAndKodos(lab, both);
         const client = await kang.connect(kodos.ipv4, PORT);
@@ -359,7 +368,7 @@ function planProbes(opts: VerifyOptions): Probe[] {
       planned,
       record,
       scenario: {
-        ...scenario("tune-acceptq", label, { ms: 0, toleranceMs: 0, why }, async (ctx) => {
+        ...scenario("tune-acceptq", [], label, { ms: 0, toleranceMs: 0, why }, async (ctx) => {
           const { lab } = ctx;
           const { kang, kodos } = await kangAndKodos(lab, { ...both, backlog: opts.backlog });
           let completed = 0;
@@ -404,10 +413,11 @@ function rowOf(p: Probe, r: ScenarioResult | undefined, maxSeconds: number): Ver
   const timing = p.unit === "ms";
   const e = p.record.expectation ?? p.planned;
   const measured = r && p.record.measured !== undefined ? Math.round(p.record.measured * 1000) / 1000 : null;
-  const verdict = !r ? "skip" : r.verdict === "pass" ? "pass" : "fail";
+  // A probe the backend cannot give (its runner skipped it) is a skip with the runner's reason.
+  const verdict = !r || r.verdict === "skip" ? "skip" : r.verdict === "pass" ? "pass" : "fail";
   const reason = !r
     ? `predicted ${humanMs(e.ms)} exceeds --max-seconds ${maxSeconds}: not run (raise --max-seconds to wait for it)`
-    : verdict === "fail"
+    : verdict !== "pass"
       ? (r.reason ?? r.verdict)
       : undefined;
   // The plot's fields first, then the same in the probe's own unit, then the evidence.

@@ -13,7 +13,7 @@ import {
   relativeSeq,
   startCapture,
 } from "../../src/evidence/capture.js";
-import { run, spawnIn } from "../../src/lab/exec.js";
+import { run, spawnIn } from "../../src/proc/exec.js";
 import { Netns, Socket } from "../../src/sys/index.js";
 import { waitUntil } from "../helpers/wait.js";
 

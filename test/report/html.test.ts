@@ -376,6 +376,7 @@ const lingerReset: Scenario = {
   question: "After a partition heals, does a close with SO_LINGER {1, 0} reset the peer at once?",
   seedSays:
     "The write made during the partition is retransmitted; the close sends a RST and the peer reads ECONNRESET.",
+  faults: ["partition", "heal"],
   timeoutMs: 8000,
   async run(ctx) {
     const { lab } = ctx;

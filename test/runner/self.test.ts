@@ -3,7 +3,7 @@ import t from "tap";
 import { runScenario } from "../../src/runner/run-scenario.js";
 import type { Scenario } from "../../src/scenarios/scenario.js";
 
-const base = { seed: "self-test", question: "q?", seedSays: "-", timeoutMs: 5000 };
+const base = { seed: "self-test", question: "q?", seedSays: "-", faults: [], timeoutMs: 5000 };
 
 // A wrong expectation on purpose: after a graceful close the client reads 0, not ECONNRESET.
 const wrongErrno: Scenario = {

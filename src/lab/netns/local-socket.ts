@@ -1,7 +1,7 @@
 // A Socket owned by this process, offered as a HostSocket: each call made now, its result awaited.
-import { hostCall } from "../sys/methods.js";
-import type { Socket } from "../sys/socket.js";
-import { type HostSocket, SOCKET_METHODS } from "./host.js";
+import { hostCall } from "../../sys/methods.js";
+import type { Socket } from "../../sys/socket.js";
+import { type HostSocket, SOCKET_METHODS } from "../host.js";
 
 // Methods live on one prototype built once, so wrapping a socket allocates one small object.
 class LocalHostSocket {

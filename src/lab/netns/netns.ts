@@ -6,11 +6,13 @@ import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { type Capture, type Packet, readPcap, startCapture } from "../evidence/capture.js";
-import { socketTable } from "../evidence/socket-table.js";
-import { startTraceStream, type TraceEvent, type TraceStream, tracefsStatus } from "../evidence/tracepoints.js";
-import { Netns, Socket } from "../sys/socket.js";
-import { Transcript } from "../sys/transcript.js";
+import { type Capture, type Packet, readPcap, startCapture } from "../../evidence/capture.js";
+import { socketTable } from "../../evidence/socket-table.js";
+import { startTraceStream, type TraceEvent, type TraceStream, tracefsStatus } from "../../evidence/tracepoints.js";
+import { run, spawnIn } from "../../proc/exec.js";
+import { requireTools } from "../../proc/tools.js";
+import { Netns, Socket } from "../../sys/socket.js";
+import { Transcript } from "../../sys/transcript.js";
 import {
   AddressPlan,
   type InterfacePlan,
@@ -18,51 +20,23 @@ import {
   leaseLabId,
   MAX_HOSTS_PER_SWITCH,
   MAX_SWITCHES,
-} from "./addressing.js";
-import { AgentClient } from "./agent-client.js";
-import { run, spawnIn } from "./exec.js";
-import type { Host, HostProcess, HostSocket, HostState } from "./host.js";
+} from "../addressing.js";
+import { AgentClient } from "../agent-client.js";
+import type { Host, HostProcess, HostSocket, HostState } from "../host.js";
+import {
+  type Fault,
+  type FaultEvent,
+  type HostOptions,
+  type Lab,
+  type LabOptions,
+  type StateEvent,
+  type TcpInfoSample,
+  type TraceStatus,
+  type UnsupportedFaultError,
+  unsupportedFault,
+} from "../lab.js";
+import { readSysctl, writeSysctl } from "../sysctl.js";
 import { localHostSocket } from "./local-socket.js";
-import { readSysctl, writeSysctl } from "./sysctl.js";
-import { requireTools } from "./tools.js";
-
-/** One fault, on the lab's clock, for the report and the ladder diagram. */
-export interface FaultEvent {
-  readonly atUs: number;
-  readonly fault: string;
-  readonly hosts: readonly string[];
-  readonly detail?: string;
-}
-
-/** How a lab is made. */
-export interface LabOptions {
-  /** A label for logs and evidence file names. */
-  readonly name?: string;
-  /** Shared clock and call record; a new one by default. */
-  readonly transcript?: Transcript;
-  /** Switch names; one called "sw0" by default. */
-  readonly switches?: readonly string[];
-  /**
-   * How the lab reaches its hosts' sockets: "in-process" (default) creates them here by setns;
-   * "agent" runs an agent in each host and speaks JSON lines to it, as the VM backends must.
-   */
-  readonly control?: "in-process" | "agent";
-}
-
-/** How a host is made. */
-export interface HostOptions {
-  /** The switch it plugs into (default: the first). */
-  readonly switch?: string;
-  /** `net.*` sysctls, applied before its link comes up and again after every power cycle. */
-  readonly sysctls?: Readonly<Record<string, string | number>>;
-  /**
-   * Overrides the lab's control for this host. "agent" gives the host a process of its own, which
-   * matters where the kernel looks at the process: an in-process socket shares our descriptor table
-   * with every program the lab forks, so a close() racing a fork is finished by the child's exec,
-   * and a lingering close (SO_LINGER) then does not block the caller.
-   */
-  readonly control?: "in-process" | "agent";
-}
 
 // Lab plumbing, not the scenario's choice: addresses usable at once, no router solicitations.
 const BASE_SYSCTLS: Readonly<Record<string, string>> = {
@@ -70,6 +44,29 @@ const BASE_SYSCTLS: Readonly<Record<string, string>> = {
   "net.ipv6.conf.default.accept_dad": "0",
   "net.ipv6.conf.default.router_solicitations": "0",
   "net.ipv6.conf.default.accept_ra": "0",
+};
+
+/** How the netns backend gives each fault it can. */
+const NETNS_CAPABILITIES: ReadonlyMap<Fault, string> = new Map<Fault, string>([
+  ["powerOff", "links deleted at the switch first, then its programs killed and its namespace (kernel state) dropped"],
+  ["powerCycle", "power off, then a new namespace with the same name, addresses, MAC and sysctls"],
+  ["powerOn", "a new namespace with the same name, addresses, MAC and sysctls, plugged in"],
+  ["shutdown", "sockets closed and programs sent SIGTERM, FIN exchanges awaited, then power off"],
+  ["kill", "a signal to the program; SIGKILL ends its PID namespace"],
+  ["exitApplication", "every socket of the host closed as by a process exit"],
+  ["pause", "emulated: port drops + SIGSTOP; kernel timers keep running"],
+  ["resume", "port drops lifted + SIGCONT"],
+  ["unplug", "switch port down: carrier lost on both ends"],
+  ["replug", "switch port up, back in service"],
+  ["partition", "nftables drops between the ports on the bridge, by address on routers"],
+  ["heal", "the partition drops removed"],
+  ["loss", "nftables numgen drops on the host's port (this kernel has no netem)"],
+]);
+
+// Why the netns backend cannot give the faults it lacks, and what to use instead.
+const NETNS_CANNOT: Partial<Record<Fault, string>> = {
+  crash:
+    "the netns backend has no kernel of its own to panic; use --backend qemu, or powerOff, which gives its peers the same silence",
 };
 
 const LAB_NAME = /^[a-z][a-z0-9-]{0,14}$/;
@@ -347,7 +344,9 @@ function releaseOpenLabs(): void {
 }
 
 /** A lab of network namespaces on virtual switches, with faults and evidence. */
-export class NetnsLab {
+export class NetnsLab implements Lab {
+  readonly backend = "netns";
+  readonly capabilities = NETNS_CAPABILITIES;
   readonly transcript: Transcript;
   readonly plan: AddressPlan;
   readonly control: "in-process" | "agent";
@@ -581,13 +580,26 @@ export class NetnsLab {
     return host;
   }
 
-  #fault(fault: string, hosts: NetnsHost[], detail?: string): void {
+  // Records a fault with what was done to give it (`command`), as the report and the ladder show it.
+  #fault(fault: string, hosts: NetnsHost[], command: string, detail?: string): void {
     this.faults.push({
       atUs: this.transcript.nowUs(),
       fault,
       hosts: hosts.map((h) => h.name),
       ...(detail ? { detail } : {}),
+      command,
     });
+  }
+
+  /** The typed error for a fault the netns backend cannot give; undefined for one it can. */
+  unsupported(fault: Fault): UnsupportedFaultError | undefined {
+    return unsupportedFault(this.backend, this.capabilities, fault, NETNS_CANNOT);
+  }
+
+  /** A kernel panic needs a kernel of the host's own: always UnsupportedFaultError here. */
+  async crash(h: Host | string): Promise<void> {
+    this.#impl(h);
+    throw this.unsupported("crash") as UnsupportedFaultError;
   }
 
   async #switchRun(cmds: string[]): Promise<void> {
@@ -607,8 +619,9 @@ export class NetnsLab {
   async powerOff(h: Host | string): Promise<void> {
     const host = this.#impl(h);
     if (host.state === "off") throw new Error(`powerOff: ${host.name} is already off`);
-    this.#fault("powerOff", [host]);
-    await this.#switchRun(this.#ports(host).map((p) => `link del ${p}`));
+    const cmds = this.#ports(host).map((p) => `link del ${p}`);
+    this.#fault("powerOff", [host], `ip ${cmds.join("; ip ")}; SIGKILL to its programs; its namespace closed`);
+    await this.#switchRun(cmds);
     host.destroy();
     this.#paused.delete(host.name);
   }
@@ -627,7 +640,12 @@ export class NetnsLab {
     const host = this.#impl(h);
     if (host.state !== "off") throw new Error(`powerOn: ${host.name} is not off`);
     await host.boot();
-    this.#fault("boot", [host], `generation ${host.generation}`);
+    this.#fault(
+      "boot",
+      [host],
+      `a new namespace; ip link add ${host.port} type veth peer name eth0 address ${host.mac}`,
+      `generation ${host.generation}`,
+    );
   }
 
   /**
@@ -637,7 +655,11 @@ export class NetnsLab {
   async shutdown(h: Host | string, options: { graceMs?: number } = {}): Promise<void> {
     const host = this.#impl(h);
     const graceMs = options.graceMs ?? 2000;
-    this.#fault("shutdown", [host]);
+    this.#fault(
+      "shutdown",
+      [host],
+      "close() of its sockets, SIGTERM to its programs, FIN exchanges awaited; then powerOff",
+    );
     await host.exitApplications(graceMs);
     const deadline = Date.now() + graceMs;
     const closing = new Set(["FIN_WAIT1", "CLOSING", "LAST_ACK"]);
@@ -651,7 +673,12 @@ export class NetnsLab {
 
   /** Kills a program (SIGKILL by default): the kernel closes its sockets as on any exit. */
   async kill(p: HostProcess, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-    this.#fault("kill", [this.#impl(p.host)], `${p.argv.join(" ")} ${signal}`);
+    this.#fault(
+      "kill",
+      [this.#impl(p.host)],
+      `kill -s ${signal} ${p.pid ?? "(not started)"}`,
+      `${p.argv.join(" ")} ${signal}`,
+    );
     p.kill(signal);
     if (signal === "SIGKILL") await p.exited;
   }
@@ -659,7 +686,7 @@ export class NetnsLab {
   /** The host's application exits: every socket sockprobe holds on it is closed, as the process's exit would. */
   async exitApplication(h: Host | string): Promise<void> {
     const host = this.#impl(h);
-    this.#fault("exit", [host]);
+    this.#fault("exit", [host], "close() of every socket sockprobe holds on it; SIGTERM to its programs");
     await host.exitApplications(0);
   }
 
@@ -670,7 +697,11 @@ export class NetnsLab {
    */
   async pause(h: Host | string): Promise<void> {
     const host = this.#impl(h);
-    this.#fault("pause", [host]);
+    this.#fault(
+      "pause",
+      [host],
+      `nft bridge drop iifname/oifname ${this.#ports(host).join(",")}; SIGSTOP to its programs`,
+    );
     this.#paused.add(host.name);
     await this.#applyRules();
     for (const p of host.gen.processes) p.kill("SIGSTOP");
@@ -680,7 +711,11 @@ export class NetnsLab {
   /** Resumes a paused host. */
   async resume(h: Host | string): Promise<void> {
     const host = this.#impl(h);
-    this.#fault("resume", [host]);
+    this.#fault(
+      "resume",
+      [host],
+      `nft bridge drops of ${this.#ports(host).join(",")} removed; SIGCONT to its programs`,
+    );
     this.#paused.delete(host.name);
     await this.#applyRules();
     for (const p of host.gen.processes) p.kill("SIGCONT");
@@ -690,16 +725,18 @@ export class NetnsLab {
   /** Pulls the host's cable at the switch: its link loses carrier on both ends. */
   async unplug(h: Host | string): Promise<void> {
     const host = this.#impl(h);
-    this.#fault("unplug", [host]);
-    await this.#switchRun(this.#ports(host).map((p) => `link set ${p} down`));
+    const cmds = this.#ports(host).map((p) => `link set ${p} down`);
+    this.#fault("unplug", [host], `ip ${cmds.join("; ip ")}`);
+    await this.#switchRun(cmds);
     host.state = "unplugged";
   }
 
   /** Plugs the cable back in. */
   async replug(h: Host | string): Promise<void> {
     const host = this.#impl(h);
-    this.#fault("replug", [host]);
-    await this.#switchRun(this.#ports(host).map((p) => `link set ${p} up`));
+    const cmds = this.#ports(host).map((p) => `link set ${p} up`);
+    this.#fault("replug", [host], `ip ${cmds.join("; ip ")}`);
+    await this.#switchRun(cmds);
     await this.#waitForwarding(host);
     host.state = "running";
   }
@@ -749,14 +786,20 @@ export class NetnsLab {
   async partition(a: ReadonlyArray<Host | string>, b: ReadonlyArray<Host | string>): Promise<void> {
     const ha = a.map((x) => this.#impl(x));
     const hb = b.map((x) => this.#impl(x));
-    this.#fault("partition", [...ha, ...hb], `${ha.map((h) => h.name).join(",")} | ${hb.map((h) => h.name).join(",")}`);
+    const ports = (hs: NetnsHost[]) => hs.flatMap((x) => this.#ports(x)).join(",");
+    this.#fault(
+      "partition",
+      [...ha, ...hb],
+      `nft bridge drop between ${ports(ha)} and ${ports(hb)}, both ways (by address on routers)`,
+      `${ha.map((h) => h.name).join(",")} | ${hb.map((h) => h.name).join(",")}`,
+    );
     this.#partitions.push([ha.map((h) => h.name), hb.map((h) => h.name)]);
     await this.#applyRules();
   }
 
   /** Ends every partition. */
   async heal(): Promise<void> {
-    this.#fault("heal", []);
+    this.#fault("heal", [], "nft bridge partition drops removed");
     this.#partitions = [];
     await this.#applyRules();
   }
@@ -766,7 +809,14 @@ export class NetnsLab {
     const host = this.#impl(h);
     if (!Number.isInteger(percent) || percent < 0 || percent > 100)
       throw new RangeError(`loss: percent must be an integer 0..100, got ${percent}`);
-    this.#fault("loss", [host], `${percent}%`);
+    this.#fault(
+      "loss",
+      [host],
+      percent === 0
+        ? `nft bridge loss drops of ${this.#ports(host).join(",")} removed`
+        : `nft bridge drop iifname/oifname ${this.#ports(host).join(",")}${percent < 100 ? ` numgen random mod 100 < ${percent}` : ""}`,
+      `${percent}%`,
+    );
     if (percent === 0) this.#loss.delete(host.name);
     else this.#loss.set(host.name, percent);
     await this.#applyRules();
@@ -880,7 +930,7 @@ export class NetnsLab {
   }
 
   /** Starts recording TCP state changes, resets and retransmissions of this lab's addresses; false (and why) where tracefs is unavailable. */
-  async startTrace(): Promise<{ available: boolean; reason?: string }> {
+  async startTrace(): Promise<TraceStatus> {
     const status = tracefsStatus();
     if (!status.available) return { available: false, ...(status.reason ? { reason: status.reason } : {}) };
     const fromNs = process.hrtime.bigint();
@@ -903,7 +953,7 @@ export class NetnsLab {
   }
 
   // This lab's events out of the process-wide trace, on the lab's clock.
-  #mine(events: readonly TraceEvent[]): Array<TraceEvent & { atUs: number }> {
+  #mine(events: readonly TraceEvent[]): StateEvent[] {
     const t = this.#trace;
     if (!t) return [];
     const origin = this.transcript.originNs;
@@ -913,13 +963,13 @@ export class NetnsLab {
   }
 
   /** The trace so far, without stopping it; undefined when no trace runs. */
-  async traceSnapshot(): Promise<Array<TraceEvent & { atUs: number }> | undefined> {
+  async traceSnapshot(): Promise<StateEvent[] | undefined> {
     if (!this.#trace) return undefined;
     return this.#mine(await sharedTrace.snapshot());
   }
 
   /** Why there is no trace: tracefs unavailable (and why), or none started. */
-  traceStatus(): { available: boolean; reason?: string } {
+  traceStatus(): TraceStatus {
     if (this.#trace) return { available: true };
     const status = tracefsStatus();
     return {
@@ -929,7 +979,7 @@ export class NetnsLab {
   }
 
   /** Stops the trace: events with `atUs` on the lab's clock. */
-  async stopTrace(): Promise<Array<TraceEvent & { atUs: number }>> {
+  async stopTrace(): Promise<StateEvent[]> {
     if (!this.#trace) return [];
     try {
       return this.#mine(await sharedTrace.snapshot());
@@ -943,8 +993,8 @@ export class NetnsLab {
   async sampleTcpInfo(
     socket: HostSocket,
     options: { intervalMs: number; until: Promise<unknown>; maxSamples?: number },
-  ): Promise<Array<{ atUs: number; info: Awaited<ReturnType<HostSocket["tcpInfo"]>> }>> {
-    const samples: Array<{ atUs: number; info: Awaited<ReturnType<HostSocket["tcpInfo"]>> }> = [];
+  ): Promise<TcpInfoSample[]> {
+    const samples: TcpInfoSample[] = [];
     let done = false;
     options.until.then(
       () => {
