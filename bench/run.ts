@@ -5,6 +5,7 @@ import { runScenario } from "../src/runner/run-scenario.js";
 import { SCENARIOS } from "../src/scenarios/index.js";
 import { labCreateTeardownMs, loop2a } from "./lab.js";
 import { benchSys } from "./sys.js";
+import { benchVm } from "./vm.js";
 
 type Section = () => Promise<string[]>;
 
@@ -40,6 +41,9 @@ const SECTIONS: Record<string, Section> = {
       `    the seed's Python                  ${fmtNs(r.python).padStart(9)}  ${rate(r.python).padStart(8)}  1.00x`,
       `    the same loop in C                 ${fmtNs(r.c).padStart(9)}  ${rate(r.c).padStart(8)}  ${(r.python / r.c).toFixed(2)}x Python`,
     ];
+  },
+  async vm() {
+    return benchVm();
   },
   async sys() {
     const rows = await benchSys();

@@ -24,11 +24,13 @@ import { runScenario } from "../runner/run-scenario.js";
 import { findScenario, SCENARIOS } from "../scenarios/index.js";
 import type { Scenario } from "../scenarios/scenario.js";
 import { tuneCommand } from "../tune/index.js";
+import { isVmInputError, kernelsCommand, matrixCommand, runOnKernelCommand } from "./vm-commands.js";
 
 const HELP = `sockprobe: what the Linux kernel really does to TCP connections when things go wrong
 
 usage:
-  sockprobe run [NAME...] [--jobs N] [--json FILE] [--junit FILE] [--evidence DIR] [--agent]
+  sockprobe run [NAME...] [--kernel K [--modules DIR]] [--jobs N] [--json FILE]
+                [--junit FILE] [--evidence DIR] [--agent]
                         run scenarios (all by default) in parallel labs on the netns
                         backend and print what this kernel did; exit 0 when every
                         verdict passes, 1 otherwise, 2 on bad usage
@@ -51,6 +53,18 @@ usage:
                         what the sysctls in force (or FILE, as sysctl -p takes it) mean
                         for connections; --verify applies them to lab hosts and prints
                         predicted against measured (see: sockprobe tune --help)
+  sockprobe kernels [--fetch SERIES...] [--config]
+                        list the kernels in the cache; --fetch a Debian series into it;
+                        --config: the options a self-built kernel needs
+  sockprobe matrix --kernel K1 --kernel K2 ... [NAME...] [--no-host] [--out DIR]
+                [--baseline DIR] [--retries N] [--html FILE] [--jobs N]
+  sockprobe matrix --from REPORT.json... [--out DIR] [--baseline DIR] [--html FILE]
+                        the suite on every kernel (the host's too unless --no-host), one
+                        report each plus matrix.json; prints what differs between the
+                        kernels, each difference explained by the model or flagged;
+                        --retries reruns failures and counts those that pass as flaky;
+                        exit 0 when every scenario passes everywhere, 1 otherwise, 2 on
+                        bad input
   sockprobe version     print the version
 
 options for run:
@@ -63,6 +77,11 @@ options for run:
   --no-trace            do not record TCP states from tracepoints
   --agent               reach each host's sockets through the JSON-lines agent, as the
                         VM backends do, instead of in-process
+  --kernel K            the kernel to run on: host (default, the running kernel), a
+                        Debian series such as 6.1 or 6.12 (fetched once into
+                        ~/.cache/sockprobe), or a kernel image (bzImage, vmlinuz), booted
+                        in QEMU with this machine's root shared read-only
+  --modules DIR         with --kernel PATH: its modules (DIR/lib/modules/RELEASE)
 `;
 
 /** Bad usage: the message says what was wrong and how to fix it. */
@@ -114,6 +133,9 @@ interface RunArgs {
   evidence?: string;
   trace: boolean;
   agent: boolean;
+  /** `host` (the default), a Debian series, or a kernel image to boot and run inside. */
+  kernel: string;
+  modules?: string;
 }
 
 function parseRunArgs(args: string[]): RunArgs {
@@ -127,13 +149,21 @@ function parseRunArgs(args: string[]): RunArgs {
       evidence: { type: "string" },
       "no-trace": { type: "boolean" },
       agent: { type: "boolean" },
+      kernel: { type: "string" },
+      modules: { type: "string" },
     },
   });
   const out: RunArgs = {
     scenarios: positionals.length ? positionals.map(findScenario) : [...SCENARIOS],
     trace: !values["no-trace"],
     agent: values.agent === true,
+    kernel: values.kernel ?? "host",
   };
+  if (values.modules !== undefined) {
+    if (out.kernel === "host")
+      throw new UsageError("--modules goes with --kernel PATH: the modules of a kernel image to boot");
+    out.modules = values.modules;
+  }
   if (values.jobs !== undefined) {
     const jobs = Number(values.jobs);
     if (!Number.isInteger(jobs) || jobs < 1)
@@ -213,6 +243,14 @@ async function run(a: RunArgs): Promise<number> {
   return results.every((r) => r.verdict === "pass") ? 0 : 1;
 }
 
+// The host's column of a matrix: the run, in this process, as a report.
+async function runHostReport(names: readonly string[]) {
+  const scenarios = names.map(findScenario);
+  const started = performance.now();
+  const results = await runScenarios(scenarios, { trace: true, progress: progress() });
+  return buildReport(results, performance.now() - started);
+}
+
 async function explain(scenario: Scenario): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "sockprobe-explain-"));
   const r = await runScenario(scenario, { captureDir: dir, trace: true });
@@ -253,8 +291,15 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Usage is checked before anything is built, and before re-running in a user namespace.
       case "run": {
         const parsed = parseRunArgs(rest);
+        // A kernel under test boots in QEMU, which needs no root: the lab runs as root in the guest.
+        if (parsed.kernel !== "host")
+          return await runOnKernelCommand({ ...parsed, scenarios: parsed.scenarios.map((s) => s.name) });
         return (await ensurePrivileges(argv)) ?? (await run(parsed));
       }
+      case "kernels":
+        return await kernelsCommand(rest);
+      case "matrix":
+        return (await ensurePrivileges(argv)) ?? (await matrixCommand(rest, runHostReport));
       case "explain": {
         if (rest.length !== 1) {
           throw new UsageError(
@@ -272,6 +317,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const usage =
       e instanceof UsageError ||
       e instanceof OutputPathError ||
+      isVmInputError(e) ||
       err.name === "UnknownScenarioError" ||
       err.code?.startsWith("ERR_PARSE_ARGS");
     console.error(`sockprobe: ${err.message}`);

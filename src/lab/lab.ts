@@ -1,8 +1,10 @@
 // The Lab every backend gives: hosts on switches, faults, evidence. Scenarios, the runner and tune
 // are written against this interface and never name a backend; netns/ (namespaces on a bridge),
 // qemu/ (each host a VM) and vagrant/ (Vagrant machines) implement it.
+
 import type { Packet } from "../evidence/capture.js";
 import type { TraceEvent } from "../evidence/tracepoints.js";
+import type { KernelFacts } from "../model/kernel.js";
 import type { Transcript } from "../sys/transcript.js";
 import type { Host, HostProcess, HostSocket } from "./host.js";
 
@@ -105,6 +107,8 @@ export interface Lab {
   readonly capabilities: ReadonlyMap<Fault, string>;
   /** The typed error for a fault this backend cannot give, saying what it offers instead; undefined if it can. */
   unsupported(fault: Fault): UnsupportedFaultError | undefined;
+  /** What the hosts' kernel has, as the model reads it: its release, knobs and tracepoint fields. */
+  kernelFacts(): Promise<KernelFacts>;
 
   /** Adds a host with lab addresses and a fixed MAC, plugged into a switch. */
   addHost(name: string, options?: HostOptions): Promise<Host>;

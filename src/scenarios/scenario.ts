@@ -3,6 +3,7 @@
 import type { Packet } from "../evidence/capture.js";
 import type { HostSocket } from "../lab/host.js";
 import { FAULTS, type Fault, type FaultEvent, type Lab, type StateEvent } from "../lab/lab.js";
+import { KERNEL_RULES, type KernelFacts, type RuleId, ruleApplies, ruleText } from "../model/kernel.js";
 import { type Expectation, humanMs } from "../model/tcp.js";
 import { SysError } from "../sys/errors.js";
 import type { TranscriptEntry } from "../sys/transcript.js";
@@ -90,6 +91,8 @@ export interface ScenarioResult {
     readonly ipv6: string;
     readonly mac: string;
   }>;
+  /** What the model read of the kernel: the rules it applied (and whether they held) and the values it used. */
+  readonly kernelModel: KernelModelUse;
   readonly evidence: {
     readonly transcript: readonly TranscriptEntry[];
     readonly packets: readonly Packet[];
@@ -144,6 +147,13 @@ export function declaredFaultsOnly(lab: Lab, scenario: Pick<Scenario, "name" | "
   });
 }
 
+/** The kernel rules a scenario's model applied and the kernel-dependent values it used: what the matrix explains differences with. */
+export interface KernelModelUse {
+  readonly release: string;
+  readonly rules: Readonly<Record<string, { readonly applies: boolean | null; readonly text: string }>>;
+  readonly values: Readonly<Record<string, string>>;
+}
+
 /** The scenario's view of a run. */
 export class ScenarioContext {
   readonly checks: Check[] = [];
@@ -151,9 +161,34 @@ export class ScenarioContext {
   readonly story: string[] = [];
   /** The lab; given the scenario, only the faults it declares. */
   readonly lab: Lab;
+  /** The kernel the scenario runs on; the runner reads it from the lab before the run. */
+  kernel: KernelFacts;
+  readonly #rules: Record<string, { applies: boolean | null; text: string }> = {};
+  readonly #values: Record<string, string> = {};
 
-  constructor(lab: Lab, scenario?: Pick<Scenario, "name" | "faults">) {
+  constructor(lab: Lab, scenario?: Pick<Scenario, "name" | "faults">, kernel?: KernelFacts) {
     this.lab = scenario ? declaredFaultsOnly(lab, scenario) : lab;
+    this.kernel = kernel ?? { release: "unknown", sysctls: new Map(), tracepointFields: new Map() };
+  }
+
+  /**
+   * Whether a kernel rule holds on this kernel (undefined where it cannot be told), recorded so that
+   * reports and the matrix say which rules an expectation came from.
+   */
+  rule(id: RuleId): boolean | undefined {
+    const applies = ruleApplies(KERNEL_RULES[id], this.kernel);
+    this.#rules[id] = { applies: applies ?? null, text: ruleText(id) };
+    return applies;
+  }
+
+  /** A kernel-dependent value the model used (a sysctl's default, a size measured on this kernel), recorded likewise. */
+  kernelValue(key: string, value: string | number): void {
+    this.#values[key] = String(value);
+  }
+
+  /** What the model read of the kernel so far. */
+  kernelModel(): KernelModelUse {
+    return { release: this.kernel.release, rules: { ...this.#rules }, values: { ...this.#values } };
   }
 
   /** µs on the lab's clock. */

@@ -2,13 +2,16 @@
 // lab's switch namespace. Every namespace is held only by a descriptor of this process and every
 // child program dies with it, so a crash or kill -9 leaves nothing behind: no mount, no name in
 // /run/netns, no link in the machine's own namespace, no process.
+
 import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { type Capture, type Packet, readPcap, startCapture } from "../../evidence/capture.js";
+import { localKernelFacts } from "../../evidence/kernel-facts.js";
 import { socketTable } from "../../evidence/socket-table.js";
 import { startTraceStream, type TraceEvent, type TraceStream, tracefsStatus } from "../../evidence/tracepoints.js";
+import type { KernelFacts } from "../../model/kernel.js";
 import { run, spawnIn } from "../../proc/exec.js";
 import { requireTools } from "../../proc/tools.js";
 import { Netns, Socket } from "../../sys/socket.js";
@@ -38,13 +41,39 @@ import {
 import { readSysctl, writeSysctl } from "../sysctl.js";
 import { localHostSocket } from "./local-socket.js";
 
-// Lab plumbing, not the scenario's choice: addresses usable at once, no router solicitations.
+// Lab plumbing, not the scenario's choice: addresses usable at once (no DAD), and no router
+// solicitations. A host's MLD reports have no sysctl (see QUIET_RULES).
 const BASE_SYSCTLS: Readonly<Record<string, string>> = {
   "net.ipv6.conf.all.accept_dad": "0",
   "net.ipv6.conf.default.accept_dad": "0",
+  "net.ipv6.conf.all.router_solicitations": "0",
   "net.ipv6.conf.default.router_solicitations": "0",
   "net.ipv6.conf.default.accept_ra": "0",
 };
+
+// The switch namespace is layer 2 only: its bridges and ports get no IPv6 address (addr_gen_mode 1,
+// none), so they send no DAD probe, router solicitation or MLD report of their own.
+const SWITCH_SYSCTLS: Readonly<Record<string, string>> = {
+  "net.ipv6.conf.all.addr_gen_mode": "1",
+  "net.ipv6.conf.default.addr_gen_mode": "1",
+  "net.ipv6.conf.default.router_solicitations": "0",
+};
+
+/**
+ * A host's MLD reports (and a router solicitation, should one be asked for), dropped at its own
+ * output hook. The kernel reports every group an interface joins but all-nodes (mcast.c,
+ * igmp6_group_added), and each address joins its solicited-node group: no sysctl stops that short of
+ * disable_ipv6, and the hosts have IPv6 addresses. They would only bury the TCP exchange in the
+ * capture; neighbour discovery, which TCP needs, passes. With no reports, the switch floods
+ * multicast to every port (its snooping is off), so discovery never depends on one.
+ */
+const QUIET_RULES = [
+  "table ip6 sockprobe-quiet {",
+  "  chain output { type filter hook output priority 0; policy accept;",
+  "    icmpv6 type { mld-listener-report, mld-listener-done, mld2-listener-report, nd-router-solicit } counter drop",
+  "  }",
+  "}",
+].join("\n");
 
 /** How the netns backend gives each fault it can. */
 const NETNS_CAPABILITIES: ReadonlyMap<Fault, string> = new Map<Fault, string>([
@@ -292,6 +321,7 @@ class NetnsHost implements Host {
     this.state = "running";
     try {
       for (const [k, v] of Object.entries(BASE_SYSCTLS)) writeSysctl(ns, k, v);
+      await run(["nft", "-f", "-"], { netns: ns.path, input: QUIET_RULES });
       // Interface keys (neigh.eth0.*, conf.eth0.*) exist only once the link does; the rest go first,
       // so that defaults are in force when the link is made.
       const wanted = Object.entries({ ...this.desiredSysctls, ...this.#sysctls });
@@ -397,7 +427,7 @@ export class NetnsLab implements Lab {
         `a lab has 1 to ${MAX_SWITCHES} switches with distinct names; got ${JSON.stringify(switches)}`,
       );
     }
-    requireTools(["ip", "nsenter", "setpriv"]);
+    requireTools(["ip", "nsenter", "setpriv", "nft"]);
     let switchNs: Netns;
     try {
       switchNs = Netns.create();
@@ -409,8 +439,10 @@ export class NetnsLab implements Lab {
     }
     const lease = await leaseLabId();
     try {
+      for (const [k, v] of Object.entries(SWITCH_SYSCTLS)) writeSysctl(switchNs, k, v);
+      // No multicast snooping: every port gets every multicast, whatever reports its host sent or not.
       const cmds = switches.flatMap((_, i) => [
-        `link add br${i} type bridge forward_delay 0 stp_state 0`,
+        `link add br${i} type bridge forward_delay 0 stp_state 0 mcast_snooping 0`,
         `link set br${i} up`,
       ]);
       await run(["ip", "-batch", "-"], { netns: switchNs.path, input: cmds.join("\n") });
@@ -592,6 +624,11 @@ export class NetnsLab implements Lab {
   }
 
   /** The typed error for a fault the netns backend cannot give; undefined for one it can. */
+  /** The hosts share this process's kernel. */
+  async kernelFacts(): Promise<KernelFacts> {
+    return localKernelFacts();
+  }
+
   unsupported(fault: Fault): UnsupportedFaultError | undefined {
     return unsupportedFault(this.backend, this.capabilities, fault, NETNS_CANNOT);
   }
