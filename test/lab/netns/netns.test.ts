@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import t from "tap";
 import { readPcap, startCapture } from "../../../src/evidence/capture.js";
 import { SysctlError } from "../../../src/lab/sysctl.js";
+import { run } from "../../../src/proc/exec.js";
 import { POLLIN, POLLRDHUP, WaitTimeoutError } from "../../../src/sys/index.js";
 import { withLab, withNetnsLab } from "../../helpers/lab.js";
 import { waitUntil } from "../../helpers/wait.js";
@@ -40,6 +41,66 @@ t.test("hosts get lab addresses, a fixed MAC, sysctls read back; the root namesp
     "and its switch port forwarding",
   );
   t.equal(rootLinks(), before, "no link appeared in the machine's own namespace");
+});
+
+// Packets the host's quiet rule dropped: the MLD reports its kernel made, which never reach the wire.
+async function quietDrops(netnsPath: string): Promise<number> {
+  type Expr = { counter?: { packets: number } };
+  const { stdout } = await run(["nft", "-j", "list", "table", "ip6", "sockprobe-quiet"], { netns: netnsPath });
+  const items = (JSON.parse(stdout) as { nftables: Array<{ rule?: { expr: Expr[] } }> }).nftables;
+  return items.flatMap((i) => i.rule?.expr ?? []).reduce((n, e) => n + (e.counter?.packets ?? 0), 0);
+}
+
+t.test("quiet: a fresh lab's only ICMPv6 is the neighbour discovery TCP needs; no MLD, no RS", async (t) => {
+  const lab = await withNetnsLab(t, { name: "quiet" });
+  await lab.startCapture();
+  const kang = await lab.addHost("kang");
+  const kodos = await lab.addHost("kodos");
+  const l = await kodos.listen(8080, { family: "IPv6" });
+  const c = await kang.connect(kodos.ipv6, 8080, { timeoutMs: 2000 });
+  const s = await l.acceptAsync({ timeoutMs: 2000 });
+  await c.write("ping");
+  t.equal((await s.readAsync(10, { timeoutMs: 2000 })).toString(), "ping");
+  for (const x of [c, s, l]) await x.close();
+  // A new interface's MLD schedule on this kernel is 4 reports within about a second (robustness 2,
+  // for the joins and again once its addresses are in service): wait until each host has made them
+  // all, so the capture spans every report an unquiet lab would have sent.
+  for (const h of [kang, kodos]) {
+    const path = (h as unknown as { netnsPath: string }).netnsPath;
+    const drops = await waitUntil(
+      `${h.name}'s MLD reports made (and dropped)`,
+      () => quietDrops(path),
+      (n) => n >= 4,
+      5000,
+    );
+    t.ok(drops >= 4, `${h.name}'s kernel made ${drops} MLD reports; the lab dropped them at its output`);
+  }
+  const { packets } = await lab.stopCapture();
+  const icmp6 = packets.filter((p) => p.kind === "icmp6");
+  const nd = (p: (typeof packets)[number]) => p.icmpType === 135 || p.icmpType === 136;
+  t.same(
+    icmp6.filter((p) => !nd(p)).map((p) => `${p.host}: ${p.src} > ${p.dst} type ${p.icmpType}`),
+    [],
+    "no ICMPv6 but neighbour solicitations and advertisements: no MLD report (143, 131, 132), no RS (133)",
+  );
+  t.ok(
+    icmp6.some((p) => p.icmpType === 135 && p.src === kang.ipv6) &&
+      icmp6.some((p) => p.icmpType === 136 && p.src === kodos.ipv6),
+    "neighbour discovery, which TCP over IPv6 needs, still passes",
+  );
+  t.same(
+    icmp6.filter((p) => p.src !== kang.ipv6 && p.src !== kodos.ipv6).map((p) => `${p.host}: ${p.src} > ${p.dst}`),
+    [],
+    "every ICMPv6 packet is a host's, from its lab address: none from a link-local or the switch's own ports",
+  );
+  const switchAddrs = execFileSync("nsenter", [`--net=${lab.switchNetns}`, "ip", "-6", "-o", "addr", "show"], {
+    encoding: "utf8",
+  });
+  t.same(
+    switchAddrs.split("\n").filter((x) => x && !/ lo /.test(x)),
+    [],
+    "the switch's bridge and ports have no IPv6 address of their own",
+  );
 });
 
 t.test("a bad sysctl is a clear error naming the key (and the value)", async (t) => {
