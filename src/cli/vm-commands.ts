@@ -7,7 +7,7 @@ import { formatMatrix, renderMatrixHtml } from "../report/matrix.js";
 import { ReportError, readReport } from "../report/schema.js";
 import { buildMatrix, type KernelRun, matrixPasses } from "../runner/matrix.js";
 import { runOnKernel } from "../runner/on-kernel.js";
-import { checkOutputDirectory, checkOutputFile } from "../runner/outputs.js";
+import { checkOutputDirectory, checkOutputFile, OutputPathError } from "../runner/outputs.js";
 import { buildReport, type Report, type ReportScenario } from "../runner/report.js";
 import { runScenarios } from "../runner/run-many.js";
 import { findScenario, SCENARIOS } from "../scenarios/index.js";

@@ -11,14 +11,23 @@ function summaryText(s: Readonly<Record<MatrixVerdict, number>>): string {
 }
 
 function pad(text: string, width: number): string {
-  const t = clip(text, width);
+  const t = clip(text, width - 1);
   return t + " ".repeat(Math.max(0, width - t.length));
 }
 
 /** The terminal table: verdicts per kernel, then every difference with its explanation. */
 export function formatMatrix(m: Matrix, width = 200): string {
   const labels = m.kernels.map((k) => k.label);
-  const col = Math.max(12, ...labels.map((l) => l.length + 2));
+  const cell = (s: Matrix["scenarios"][number], l: string) => {
+    const r = s.results[l];
+    return r?.verdict === "flaky" ? `flaky (${r.attempts} tries)` : (r?.verdict ?? "-");
+  };
+  const values = [
+    ...m.differences.flatMap((d) => Object.values(d.values)),
+    ...m.kernels.map((k) => summaryText(k.summary)),
+    ...m.scenarios.flatMap((s) => labels.map((l) => cell(s, l))),
+  ];
+  const col = Math.min(28, Math.max(12, ...[...labels, ...values].map((v) => v.length + 2)));
   const first = 44;
   const lines: string[] = [];
   lines.push(pad("", first) + labels.map((l) => pad(l, col)).join(""));

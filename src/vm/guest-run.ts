@@ -141,6 +141,8 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
     accel: accel.accel,
     memoryMiB,
     cpus,
+    // SOCKPROBE_VM_CONSOLE=1 shows the guest's console (kernel messages) as it comes, for debugging a boot.
+    ...(process.env.SOCKPROBE_VM_CONSOLE ? { onConsole: (l: string) => process.stderr.write(`[console] ${l}\n`) } : {}),
     channels: [
       { name: PORTS.job, kind: "port" },
       { name: PORTS.err, kind: "port" },

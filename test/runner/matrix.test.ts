@@ -1,0 +1,103 @@
+// The matrix from reports: what differs between kernels, explained by the rules each kernel's model
+// recorded or flagged, flakes counted apart, and the exit rule.
+import { readFileSync } from "node:fs";
+import t from "tap";
+import { formatMatrix, renderMatrixHtml } from "../../src/report/matrix.js";
+import { buildMatrix, finalVerdict, type KernelRun, matrixPasses } from "../../src/runner/matrix.js";
+import type { Report } from "../../src/runner/report.js";
+
+const base = JSON.parse(readFileSync(new URL("../fixtures/report/base.json", import.meta.url), "utf8")) as Report;
+
+// A copy of the base report as another kernel's, with one scenario changed by `edit`.
+function kernel(release: string, edit: (s: Record<string, unknown>) => void = () => {}): Report {
+  const r = structuredClone(base) as unknown as { kernel: { release: string }; scenarios: Record<string, unknown>[] };
+  r.kernel.release = release;
+  edit(r.scenarios[0] as Record<string, unknown>);
+  return r as unknown as Report;
+}
+
+const run = (label: string, report: Report, attempts: KernelRun["attempts"] = {}): KernelRun => ({
+  label,
+  reportFile: `${label}.json`,
+  report,
+  attempts,
+});
+
+type Check = { label: string; observed: string; expected: string; pass: boolean };
+
+t.test("a difference the model predicted names the rule that differs", async (t) => {
+  const rules = (applies: boolean) => ({
+    release: "x",
+    rules: {
+      "syn-linear-timeouts": {
+        applies,
+        text: 'tcp_syn_linear_timeouts (6.5, "tcp: make the first N SYN RTO backoffs linear")',
+      },
+    },
+    values: {},
+  });
+  const older = kernel("6.1.0-56-amd64", (s) => {
+    s.kernelModel = rules(false);
+  });
+  const newer = kernel("6.12.117+deb12-amd64", (s) => {
+    s.kernelModel = rules(true);
+    const c = (s.checks as Check[])[0] as Check;
+    c.observed = "EHOSTUNREACH";
+    c.expected = "EHOSTUNREACH";
+  });
+  const m = buildMatrix([run("6.1.192", older), run("6.12.117", newer)]);
+  t.equal(m.differences.length, 1, "one check differs");
+  const d = m.differences[0];
+  t.equal(d?.scenario, "peer-power-off");
+  t.equal(d?.what, "read on kang");
+  t.same(d?.values, { "6.1.192": "ETIMEDOUT", "6.12.117": "EHOSTUNREACH" });
+  t.ok(d?.explained);
+  t.match(d?.explanation, /^predicted by the model: tcp_syn_linear_timeouts \(6\.5, .*\) \(applies on 6\.12\.117\)/);
+  t.equal(m.summary.unexplained, 0);
+  t.ok(matrixPasses(m), "differences alone are not a failure");
+  const table = formatMatrix(m);
+  t.match(table, /6\.1\.192 +6\.12\.117/);
+  t.match(table, /peer-power-off: read on kang +ETIMEDOUT +EHOSTUNREACH +predicted by the model/);
+  t.match(renderMatrixHtml(m), /<td>ETIMEDOUT<\/td><td>EHOSTUNREACH<\/td>/);
+});
+
+t.test("a difference no rule accounts for is flagged unexplained", async (t) => {
+  const other = kernel("6.12.117+deb12-amd64", (s) => {
+    (s.observations as Record<string, { value: number }>).retransmissions = { value: 7 };
+  });
+  const m = buildMatrix([run("6.1.192", kernel("6.1.0-56-amd64")), run("6.12.117", other)]);
+  t.equal(m.differences.length, 1);
+  t.equal(m.differences[0]?.kind, "observation");
+  t.notOk(m.differences[0]?.explained);
+  t.match(m.differences[0]?.explanation, /^unexplained/);
+  t.equal(m.summary.unexplained, 1);
+  t.match(formatMatrix(m), /UNEXPLAINED unexplained: the model knows no difference/);
+});
+
+t.test(
+  "a failure that passes on a retry is flaky, counted apart; one that never passes fails the matrix",
+  async (t) => {
+    t.equal(finalVerdict(["fail", "pass"]), "flaky");
+    t.equal(finalVerdict(["pass"]), "pass");
+    t.equal(finalVerdict(["fail", "fail"]), "fail");
+    const flaky = buildMatrix([run("host", base, { "peer-power-off": ["fail", "pass"] })]);
+    t.equal(flaky.summary.flaky, 1);
+    t.equal(flaky.summary.pass, base.scenarios.length - 1);
+    t.ok(matrixPasses(flaky));
+    t.match(formatMatrix(flaky), /peer-power-off +flaky \(2 tries\)/);
+    const failing = buildMatrix([
+      run(
+        "host",
+        kernel("6.18", (s) => (s.verdict = "fail")),
+      ),
+    ]);
+    t.equal(failing.summary.fail, 1);
+    t.notOk(matrixPasses(failing));
+  },
+);
+
+t.test("with a baseline, each kernel is compared with its own earlier report", async (t) => {
+  const now = kernel("6.12.117+deb12-amd64", (s) => (s.verdict = "fail"));
+  const m = buildMatrix([run("6.12.117", now)], { "6.12.117": kernel("6.12.117+deb12-amd64") });
+  t.match(m.baseline?.["6.12.117"], [{ scenario: "peer-power-off", kind: "verdict", base: "pass", now: "fail" }]);
+});
