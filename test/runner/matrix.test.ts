@@ -101,3 +101,46 @@ t.test("with a baseline, each kernel is compared with its own earlier report", a
   const m = buildMatrix([run("6.12.117", now)], { "6.12.117": kernel("6.12.117+deb12-amd64") });
   t.match(m.baseline?.["6.12.117"], [{ scenario: "peer-power-off", kind: "verdict", base: "pass", now: "fail" }]);
 });
+
+t.test("matrix --from builds the table, matrix.json and page from reports made elsewhere", async (t) => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { matrixCommand } = await import("../../src/cli/vm-commands.js");
+  const dir = mkdtempSync(join(tmpdir(), "sockprobe-test-from-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const a = join(dir, "a.json");
+  const b = join(dir, "b.json");
+  writeFileSync(a, JSON.stringify(kernel("6.1.0-56-amd64")));
+  writeFileSync(
+    b,
+    JSON.stringify(
+      kernel("6.12.117+deb12-amd64", (s) => {
+        s.verdict = "fail";
+        s.reason = "expected ETIMEDOUT from read on kang, got EHOSTUNREACH";
+      }),
+    ),
+  );
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...x: unknown[]) => lines.push(x.join(" "));
+  let code: number;
+  try {
+    code = await matrixCommand(
+      ["--from", a, "--from", b, "--out", join(dir, "m"), "--html", join(dir, "m.html")],
+      async () => {
+        throw new Error("--from runs nothing");
+      },
+    );
+  } finally {
+    console.log = log;
+  }
+  t.equal(code, 1, "a scenario failed on one kernel: exit 1");
+  const m = JSON.parse(readFileSync(join(dir, "m", "matrix.json"), "utf8"));
+  t.same(
+    m.kernels.map((k: { release: string }) => k.release),
+    ["6.1.0-56-amd64", "6.12.117+deb12-amd64"],
+  );
+  t.match(lines.join("\n"), /peer-power-off +pass +fail/);
+  t.match(readFileSync(join(dir, "m.html"), "utf8"), /<td class="fail"/);
+});
