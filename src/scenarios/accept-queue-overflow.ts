@@ -87,7 +87,7 @@ export const scenario: Scenario = {
   seedSays:
     "Under load the receiver's kernel resets connections the application never accepted; a client sees SYN retransmissions while the backlog is full, is then accepted, retransmits its request and gets a RST, though strace shows the server never accepted it. Knobs in Linux can make the problem go away.",
   linux:
-    "The accept queue holds min(backlog, net.core.somaxconn) + 1 connections (sk_acceptq_is_full tests >). A SYN that meets a full queue is dropped whatever tcp_abort_on_overflow says: the client stays SYN_SENT and retransmits at 1, 2, 3, 4, 5 s then doubling (tcp_syn_linear_timeouts=4, Linux 6.5+), and completes at its first retransmission after accept() frees a slot, not at the accept. tcp_abort_on_overflow acts only when the final ACK of a handshake begun while there was room meets a full queue (tcp_check_req): with 0 the ACK is ignored and the request stays SYN_RECV while the client, whose connect() succeeded, is ESTABLISHED; the listener's SYN-ACK retransmissions (1, 3, 7, 15, 31 s) make the client ACK again, and the first one after a slot frees completes it; if none does, the request is dropped after tcp_synack_retries and the client's next segment gets a RST: the seed's late reset. With 1 the ACK is answered at once with a RST and the client gets ECONNRESET.",
+    "The accept queue holds min(backlog, net.core.somaxconn) + 1 connections (sk_acceptq_is_full tests >). A SYN that meets a full queue is dropped whatever tcp_abort_on_overflow says: the client stays SYN_SENT and retransmits at 1, 2, 3, 4, 5 s then doubling (tcp_syn_linear_timeouts=4, Linux 6.5+; at 1, 3, 7, 15 s before), and completes at its first retransmission after accept() frees a slot, not at the accept. tcp_abort_on_overflow acts only when the final ACK of a handshake begun while there was room meets a full queue (tcp_check_req): with 0 the ACK is ignored and the request stays SYN_RECV while the client, whose connect() succeeded, is ESTABLISHED; the listener's SYN-ACK retransmissions (1, 3, 7, 15, 31 s) make the client ACK again, and the first one after a slot frees completes it; if none does, the request is dropped after tcp_synack_retries and the client's next segment gets a RST: the seed's late reset. With 1 the ACK is answered at once with a RST and the client gets ECONNRESET.",
   faults: [],
   timeoutMs: 15_000,
   async run(ctx) {
@@ -101,21 +101,25 @@ export const scenario: Scenario = {
       sysctls: { "net.ipv4.tcp_abort_on_overflow": 0, "net.ipv4.tcp_synack_retries": LRRR_SYNACK_RETRIES },
     });
     const synRetries = Number(await kang.sysctl("net.ipv4.tcp_syn_retries"));
-    const linear = Number(await kang.sysctl("net.ipv4.tcp_syn_linear_timeouts"));
+    // Kernels before 6.5 have no tcp_syn_linear_timeouts: every SYN retransmission doubles (1, 3, 7, 15 s).
+    const hasLinear = ctx.rule("syn-linear-timeouts") === true;
+    const linear = hasLinear ? Number(await kang.sysctl("net.ipv4.tcp_syn_linear_timeouts")) : 0;
+    ctx.kernelValue("tcp_syn_linear_timeouts", linear);
     const synSchedule = synRetransmissions(synRetries, linear);
     const synAck = synAckRetransmissions(Number(await zapp.sysctl("net.ipv4.tcp_synack_retries")));
     const synAckLrrr = synAckRetransmissions(LRRR_SYNACK_RETRIES);
 
+    const defaultSyn = synRetransmissions(DEFAULTS.tcp_syn_retries, hasLinear ? DEFAULTS.tcp_syn_linear_timeouts : 0);
     const defaults = {
       capacity: acceptQueueCapacity(128, DEFAULTS.somaxconn),
-      connectFails: synRetransmissions().failAtMs,
+      connectFails: defaultSyn.failAtMs,
       requestDropped: synAckRetransmissions().dropAtMs,
     };
     ctx.observe("accept queue capacity for listen(128) with default somaxconn (model)", defaults.capacity);
     ctx.observe("never-accepted client's connect() fails, default sysctls (model)", defaults.connectFails, "ms");
     ctx.observe("overflowed request dropped, default tcp_synack_retries (model)", defaults.requestDropped, "ms");
     ctx.say(
-      `defaults: listen(128) holds ${defaults.capacity}; a client the full queue turns away fails with ETIMEDOUT after ${humanMs(defaults.connectFails)} (${synRetransmissions().why}); an overflowed handshake's request is dropped after ${humanMs(defaults.requestDropped)}`,
+      `defaults: listen(128) holds ${defaults.capacity}; a client the full queue turns away fails with ETIMEDOUT after ${humanMs(defaults.connectFails)} (${defaultSyn.why}); an overflowed handshake's request is dropped after ${humanMs(defaults.requestDropped)}`,
     );
 
     // 1. Capacity: listen(8) under somaxconn=2.
