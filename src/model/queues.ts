@@ -262,7 +262,7 @@ export function firstPassPorts(low: number, high: number): { count: number; pari
  * Whether connect() may take over a TIME_WAIT of its own 4-tuple (tcp_twsk_unique): tcp_tw_reuse=1
  * always, 2 only when an address is loopback (127/8 or ::1, or the socket is bound to lo: a host's
  * own address reached over lo does not count), and only once the TIME_WAIT is older than
- * tcp_tw_reuse_delay (ms, "within [N, N+1]").
+ * tcp_tw_reuse_delay (ms, "within [N, N+1]"; Linux 6.14+, see twReuseWindow for kernels before).
  */
 export function twReuse(reuse: number, loopbackAddress: boolean, delayMs: number = QUEUE_DEFAULTS.tcp_tw_reuse_delay) {
   const applies = reuse === 1 || (reuse === 2 && loopbackAddress);
@@ -289,4 +289,72 @@ export function twExhaustion(opts: {
     return { ends: false, sustainablePerSecond: Number.POSITIVE_INFINITY };
   if (opts.reuse && opts.rangeUsedInMs >= delay) return { ends: false, sustainablePerSecond: sustainable };
   return { ends: true, afterConnections: opts.ports, sustainablePerSecond: sustainable };
+}
+
+/** When connect() may first take over one TIME_WAIT: a window on CLOCK_MONOTONIC, in ms. */
+export interface TwReuseWindow {
+  /** No take-over before this. */
+  readonly earliestMs: number;
+  /** Taken over from this on. Both are Infinity where tcp_tw_reuse does not apply. */
+  readonly latestMs: number;
+  readonly why: string;
+}
+
+/** The end of the whole CLOCK_MONOTONIC second `ms` lies in: the first moment ktime_get_seconds() exceeds it. */
+export function nextWholeSecondMs(ms: number): number {
+  return (Math.floor(ms / 1000) + 1) * 1000;
+}
+
+/**
+ * When tcp_twsk_unique() lets connect() take over a TIME_WAIT that was entered, its TS.Recent
+ * stamped by the peer's FIN, between fromMs and toMs (CLOCK_MONOTONIC, ms):
+ * - with tcp_tw_reuse_delay (Linux 6.14+, "tcp: Measure TIME-WAIT reuse delay with millisecond
+ *   precision", "tcp: Add sysctl to configure TIME-WAIT reuse delay"): once tcp_clock_ms() is past
+ *   tw_entry_stamp + delay, so strictly later than delay ms after the entry;
+ * - before (delayMs undefined): once ktime_get_seconds(), the 1 Hz monotonic clock, is past
+ *   tw_ts_recent_stamp, the second of the FIN. That is the next whole second: 0 to 1000 ms after the
+ *   FIN by phase. ktime_get_seconds() is advanced by the tick, so both readings may lag the clock by
+ *   up to a jiffy: a FIN within a jiffy of a second's start may carry the second before.
+ */
+export function twReuseWindow(opts: {
+  reuse: number;
+  loopbackAddress: boolean;
+  delayMs: number | undefined;
+  fromMs: number;
+  toMs: number;
+  jiffyMs?: number;
+}): TwReuseWindow {
+  if (!twReuse(opts.reuse, opts.loopbackAddress).applies)
+    return {
+      earliestMs: Number.POSITIVE_INFINITY,
+      latestMs: Number.POSITIVE_INFINITY,
+      why: `tcp_tw_reuse=${opts.reuse}${opts.reuse === 2 ? " and no loopback address" : ""}: never taken over`,
+    };
+  if (opts.delayMs !== undefined)
+    return {
+      earliestMs: opts.fromMs + opts.delayMs,
+      latestMs: opts.toMs + opts.delayMs + 1,
+      why: `tcp_tw_reuse_delay=${opts.delayMs} ms after it entered TIME_WAIT`,
+    };
+  const jiffy = opts.jiffyMs ?? JIFFY_MS;
+  return {
+    earliestMs: nextWholeSecondMs(opts.fromMs - jiffy),
+    latestMs: nextWholeSecondMs(opts.toMs) + jiffy,
+    why: "the next whole second of the monotonic clock after its FIN (no tcp_tw_reuse_delay: ktime_get_seconds() past tw_ts_recent_stamp)",
+  };
+}
+
+/**
+ * A connect() made with every port of the range in TIME_WAIT toward the destination, the oldest of
+ * them reusable in `oldest`: the kernel looked between startMs and endMs. It succeeds (taking over a
+ * TIME_WAIT) once the oldest may be taken over, fails with EADDRNOTAVAIL before; "either" where the
+ * moment falls inside the call.
+ */
+export function connectWithRangeInTimeWait(
+  oldest: TwReuseWindow,
+  call: { startMs: number; endMs: number },
+): "succeeds" | "fails" | "either" {
+  if (oldest.latestMs <= call.startMs) return "succeeds";
+  if (oldest.earliestMs > call.endMs) return "fails";
+  return "either";
 }

@@ -113,7 +113,12 @@ function portCapacity(s: TuneSettings): Figure {
 }
 
 function twReuse(s: TuneSettings): Figure {
-  const when = `once the TIME_WAIT is tcp_tw_reuse_delay=${s.twReuseDelayMs} ms old and both ends send TCP timestamps (PAWS then keeps old duplicates out)`;
+  // tcp_tw_reuse_delay came with 6.14 ("tcp: Add sysctl to configure TIME-WAIT reuse delay"); before, tcp_twsk_unique() compared whole seconds.
+  const age =
+    s.twReuseDelayMs === undefined
+      ? "once the monotonic clock's whole second has moved past that of its last timestamp (this kernel has no tcp_tw_reuse_delay: 0 to 1000 ms by phase)"
+      : `once the TIME_WAIT is tcp_tw_reuse_delay=${s.twReuseDelayMs} ms old`;
+  const when = `${age} and both ends send TCP timestamps (PAWS then keeps old duplicates out)`;
   const text: Record<number, string> = {
     0: "tcp_tw_reuse=0: connect() never takes over a TIME_WAIT connection; only the port range and the 60 s count",
     1: `tcp_tw_reuse=1: connect() may take over a TIME_WAIT connection to the same destination ${when}`,

@@ -35,7 +35,8 @@ export const TUNED_KEYS: readonly TunedKey[] = [
   { key: "net.ipv4.tcp_fin_timeout", kind: "int", default: DEFAULTS.tcp_fin_timeout },
   { key: "net.ipv4.ip_local_port_range", kind: "range", default: [32768, 60999] },
   { key: "net.ipv4.tcp_tw_reuse", kind: "int", default: 2 },
-  { key: "net.ipv4.tcp_tw_reuse_delay", kind: "int", default: 1000, absent: 1000 },
+  // Absent before 6.14: no delay in ms, the whole-second rule instead (twReuseDelayMs undefined).
+  { key: "net.ipv4.tcp_tw_reuse_delay", kind: "int", default: 1000 },
   { key: "net.ipv4.tcp_max_tw_buckets", kind: "int", default: "memory" },
   { key: "net.core.somaxconn", kind: "int", default: DEFAULTS.somaxconn },
   { key: "net.ipv4.tcp_max_syn_backlog", kind: "int", default: "memory" },
@@ -81,7 +82,11 @@ export interface TuneSettings {
   readonly portLow: number;
   readonly portHigh: number;
   readonly twReuse: number;
-  readonly twReuseDelayMs: number;
+  /**
+   * tcp_tw_reuse_delay (Linux 6.14+). Undefined on kernels without it: a TIME_WAIT may be taken over
+   * once the 1 Hz monotonic clock has passed the second of its FIN, 0 to 1000 ms by phase.
+   */
+  readonly twReuseDelayMs: number | undefined;
   /** Undefined where the default scales with memory and the hash size is unknown. */
   readonly maxTwBuckets: number | undefined;
   readonly somaxconn: number;
@@ -128,7 +133,10 @@ export function resolveSettings(values: Readonly<Record<string, string>>, kernel
     portLow: range[0] as number,
     portHigh: range[1] as number,
     twReuse: one("net.ipv4.tcp_tw_reuse"),
-    twReuseDelayMs: one("net.ipv4.tcp_tw_reuse_delay"),
+    twReuseDelayMs:
+      values["net.ipv4.tcp_tw_reuse_delay"] !== undefined || kernel.has("net.ipv4.tcp_tw_reuse_delay")
+        ? one("net.ipv4.tcp_tw_reuse_delay")
+        : undefined,
     maxTwBuckets: get("net.ipv4.tcp_max_tw_buckets")?.[0],
     somaxconn: one("net.core.somaxconn"),
     maxSynBacklog: get("net.ipv4.tcp_max_syn_backlog")?.[0],

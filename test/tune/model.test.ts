@@ -42,3 +42,8 @@ t.test("defaults: compiled in, scaled to memory, or hard-coded where the sysctl 
   const s = resolveSettings({ "net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_retries2": "8" }, all);
   t.match(s, { portLow: 1024, portHigh: 65535, retries2: 8, keepaliveTimeS: 7200 });
 });
+
+t.test("tcp_tw_reuse_delay: its value where the kernel has it (6.14+), the whole-second rule before", async (t) => {
+  t.equal(defaultSettings({ has: () => true }).twReuseDelayMs, 1000);
+  t.equal(defaultSettings({ has: (k) => !k.endsWith("tcp_tw_reuse_delay") }).twReuseDelayMs, undefined);
+});
