@@ -126,12 +126,20 @@ export function lingerCloseBlock(lingerS: number, peerAcks: boolean): { minMs: n
 
 // ---------------------------------------------------------------- send buffer and POLLOUT
 
-/** MAX_TCP_HEADER on this x86-64 build: the headroom every TCP skb reserves. */
-export const MAX_TCP_HEADER = 256;
 /**
- * What one skb of the write queue costs in sk_wmem_queued besides its payload:
- * SKB_TRUESIZE(MAX_TCP_HEADER) = 256 + sizeof(sk_buff) 256 + sizeof(skb_shared_info) 320, aligned.
- * Measured: one byte queued on an empty queue makes sk_wmem_queued 833.
+ * MAX_TCP_HEADER = L1_CACHE_ALIGN(128 + MAX_HEADER), the headroom every TCP skb reserves; MAX_HEADER
+ * depends on the build (include/linux/netdevice.h: 32 bytes of link header, 128 with WLAN mesh, +48
+ * with any IP tunnel). The lowest and highest of the x86-64 builds these labs run: 192 (the host's
+ * 6.18: no WLAN, no tunnels) and 320 (Debian's 6.1 and 6.12). Only the size goal uses it, and only
+ * through the GSO bound; see tcpSizeGoal.
+ */
+export const MAX_TCP_HEADER_RANGE = [192, 320] as const;
+/**
+ * What one skb of the write queue costs in sk_wmem_queued besides its payload on the host's 6.18:
+ * SKB_TRUESIZE of the head (its size after kmalloc rounding less skb_shared_info) plus
+ * sizeof(sk_buff), aligned; one byte queued on an empty queue makes sk_wmem_queued 833. The head's
+ * size follows MAX_TCP_HEADER and the allocator (the small-head cache came with 6.3), so other builds
+ * differ (Debian's 6.1 and 6.12 derive as 1280 and 960): a scenario measures it on the kernel it runs.
  */
 export const SKB_OVERHEAD_BYTES = 832;
 /** GSO_LEGACY_MAX_SIZE: a veth's gso_max_size (and gso_ipv4_max_size) unless set otherwise. */
@@ -142,8 +150,13 @@ export const GSO_MAX_SIZE = 65536;
  * MAX_TCP_HEADER + 1, cut to half the largest window the peer ever offered (tcp_bound_to_half_wnd),
  * rounded down to whole segments, and never less than one.
  */
-export function tcpSizeGoal(opts: { mss: number; maxWindow: number; gsoMaxSize?: number }): number {
-  let bound = (opts.gsoMaxSize ?? GSO_MAX_SIZE) - MAX_TCP_HEADER - 1;
+export function tcpSizeGoal(opts: {
+  mss: number;
+  maxWindow: number;
+  gsoMaxSize?: number;
+  maxTcpHeader: number;
+}): number {
+  let bound = (opts.gsoMaxSize ?? GSO_MAX_SIZE) - opts.maxTcpHeader - 1;
   const cutoff = opts.maxWindow > 536 ? opts.maxWindow >> 1 : opts.maxWindow;
   if (cutoff && bound > cutoff) bound = cutoff;
   return Math.max(Math.floor(bound / opts.mss) * opts.mss, opts.mss);
@@ -195,6 +208,8 @@ export function fillSendBuffer(opts: {
   sndbuf: number;
   chunk: number;
   sizeGoal: number;
+  /** sk_wmem_queued's cost of one skb besides its payload, as measured on the kernel (SKB_OVERHEAD_BYTES on the host). */
+  skbOverhead: number;
   lowat?: number;
   maxSends?: number;
 }): SendBufferFill {
@@ -214,7 +229,7 @@ export function fillSendBuffer(opts: {
         if (!sendMayGrow(state())) break;
         skbs++;
         tail = 0;
-        wmem += SKB_OVERHEAD_BYTES;
+        wmem += opts.skbOverhead;
       }
       const n = Math.min(opts.sizeGoal - tail, opts.chunk - copied);
       tail += n;

@@ -1,7 +1,14 @@
 // POLLOUT vs the write buffer: how much "send until EAGAIN" and "send while POLLOUT" each queue
 // to a peer that does not read, and what TCP_NOTSENT_LOWAT does to both.
 import type { Host, HostSocket } from "../lab/host.js";
-import { fillSendBuffer, GSO_MAX_SIZE, pollOutReady, type SendBufferFill, tcpSizeGoal } from "../model/queues.js";
+import {
+  fillSendBuffer,
+  GSO_MAX_SIZE,
+  MAX_TCP_HEADER_RANGE,
+  pollOutReady,
+  type SendBufferFill,
+  tcpSizeGoal,
+} from "../model/queues.js";
 import { POLLOUT } from "../sys/constants.js";
 import type { Scenario, ScenarioContext } from "./scenario.js";
 
@@ -88,6 +95,22 @@ async function runProgram(sock: HostSocket, program: Program): Promise<Array<num
   throw new Error(`${program} never stopped`);
 }
 
+/**
+ * What one skb costs in sk_wmem_queued on this kernel besides its payload: one byte sent into a
+ * closed window stays queued in one skb, and `ss -m` then shows w = overhead + 1. The cost is the
+ * skb's true size, which follows the build (MAX_TCP_HEADER) and the allocator, so it is measured.
+ */
+async function measureSkbOverhead(ctx: ScenarioContext, kang: Host, kodos: Host, listener: HostSocket) {
+  const conn = await closedWindow(ctx, "skb overhead probe", kang, kodos, listener);
+  const sent = await conn.server.send(Buffer.from("x"));
+  const q = await queueAtStop(kodos, conn.server, conn.client);
+  await conn.client.close();
+  await conn.server.close();
+  if (sent !== 1 || q.outq !== 1 || !Number.isFinite(q.wmemQueued))
+    throw new Error(`the skb overhead probe queued ${q.outq} bytes, sk_wmem_queued ${q.wmemQueued}: cannot measure`);
+  return q.wmemQueued - 1;
+}
+
 async function queueAtStop(kodos: Host, server: HostSocket, client: HostSocket) {
   const { port } = await client.localAddress();
   const row = (await kodos.sockets()).find((r) => r.local.port === PORT && r.peer.port === port);
@@ -108,7 +131,7 @@ export const scenario: Scenario = {
   seedSays:
     "Program 1A (send 16 KiB chunks until send fails with EAGAIN) and program 1B (send while poll(POLLOUT, 0) is happy) behave differently; the reader is asked to explain how.",
   linux:
-    "Both limits count sk_wmem_queued, the skbs' true size (payload plus 832 bytes per skb here), not bytes. send() starts a new skb only while sk_wmem_queued < sk_sndbuf (and, with TCP_NOTSENT_LOWAT, while the unsent bytes are below the mark), and fills the tail skb to the size goal regardless, so 1A overshoots SO_SNDBUF by up to one skb. tcp_poll reports POLLOUT only while sk_sndbuf - sk_wmem_queued >= sk_wmem_queued / 2 (sk_stream_wspace >= sk_stream_min_wspace: a third of the buffer free), so 1B stops near two thirds. With TCP_NOTSENT_LOWAT poll also wants the unsent bytes doubled below the mark (tcp_stream_memory_free with wake=1), send only undoubled: 1B stops at half the mark, 1A at the first skb boundary past it.",
+    "Both limits count sk_wmem_queued, the skbs' true size (payload plus a per-skb overhead that depends on the build: 832 bytes on the host's 6.18, measured on each kernel), not bytes. send() starts a new skb only while sk_wmem_queued < sk_sndbuf (and, with TCP_NOTSENT_LOWAT, while the unsent bytes are below the mark), and fills the tail skb to the size goal regardless, so 1A overshoots SO_SNDBUF by up to one skb. tcp_poll reports POLLOUT only while sk_sndbuf - sk_wmem_queued >= sk_wmem_queued / 2 (sk_stream_wspace >= sk_stream_min_wspace: a third of the buffer free), so 1B stops near two thirds. With TCP_NOTSENT_LOWAT poll also wants the unsent bytes doubled below the mark (tcp_stream_memory_free with wake=1), send only undoubled: 1B stops at half the mark, 1A at the first skb boundary past it.",
   faults: [],
   timeoutMs: 10_000,
   async run(ctx) {
@@ -133,16 +156,29 @@ export const scenario: Scenario = {
       { name: "1A with TCP_NOTSENT_LOWAT", program: "until-EAGAIN", lowat: LOWAT },
       { name: "1B with TCP_NOTSENT_LOWAT", program: "while-POLLOUT", lowat: LOWAT },
     ];
+    const skbOverhead = await measureSkbOverhead(ctx, kang, kodos, listener);
+    ctx.kernelValue("skb overhead in sk_wmem_queued (measured)", skbOverhead);
+    ctx.observe("skb overhead in sk_wmem_queued (measured: 1 byte queued, ss -m w - 1)", skbOverhead, "bytes");
+    ctx.say(
+      `one byte sent into a closed window makes sk_wmem_queued ${skbOverhead + 1}: each skb costs ${skbOverhead} bytes besides its payload on this kernel`,
+    );
     const results = new Map<string, { model: SendBufferFill; bytes: number }>();
     for (const run of runs) {
       const conn = await closedWindow(ctx, run.name, kang, kodos, listener, run.lowat);
       const sndbuf = await conn.server.getOption("SO_SNDBUF");
-      const sizeGoal = tcpSizeGoal({ mss: conn.mss, maxWindow: conn.maxWindow, gsoMaxSize: gso ?? GSO_MAX_SIZE });
+      // MAX_TCP_HEADER varies with the build; the goal is whole segments, so both ends of its range usually agree.
+      const goals = MAX_TCP_HEADER_RANGE.map((maxTcpHeader) =>
+        tcpSizeGoal({ mss: conn.mss, maxWindow: conn.maxWindow, gsoMaxSize: gso ?? GSO_MAX_SIZE, maxTcpHeader }),
+      );
+      const sizeGoal = goals[0] as number;
+      if (goals.some((g) => g !== sizeGoal))
+        throw new Error(`the size goal depends on MAX_TCP_HEADER here (${goals.join(" or ")}): the model cannot tell`);
       const model = fillSendBuffer({
         program: run.program,
         sndbuf,
         chunk: CHUNK.length,
         sizeGoal,
+        skbOverhead,
         ...(run.lowat !== undefined ? { lowat: run.lowat } : {}),
       });
       const sends = await runProgram(conn.server, run.program);
