@@ -1,30 +1,48 @@
-// What the running kernel has, read where sockprobe runs: its release, the sysctls the model's rules
-// are detected by, and the fields of the tracepoints it reads.
-import { existsSync, readFileSync } from "node:fs";
+// What the running kernel has, read where sockprobe runs: its release, every net.* sysctl it has,
+// and the fields of its TCP tracepoints. The model's rules are detected from these (src/model/kernel.ts).
+import { readdirSync, readFileSync } from "node:fs";
 import { release } from "node:os";
-import { type KernelFacts, probedSysctls, probedTracepoints } from "../model/kernel.js";
+import { join } from "node:path";
 
-/** The fields a tracepoint's format lists, or undefined where tracefs does not show it. */
-export function tracepointFields(
-  event: string,
-  roots = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"],
-): string[] | undefined {
-  for (const root of roots) {
-    try {
-      const text = readFileSync(`${root}/events/${event}/format`, "utf8");
-      return [...text.matchAll(/field:[^;]*?\b(\w+)(\[[^\]]*\])?;/g)].map((m) => m[1] as string);
-    } catch {}
+/** What a kernel has, as the model reads it. */
+export interface KernelFacts {
+  /** `uname -r`: `6.12.117+deb12-amd64`. */
+  readonly release: string;
+  /** Every `net.ipv4.*` and `net.core.*` sysctl it has, by key. */
+  readonly sysctls: ReadonlySet<string>;
+  /** Fields of each `tcp/*` tracepoint, where tracefs shows their format. */
+  readonly tracepointFields: ReadonlyMap<string, readonly string[]>;
+}
+
+const TRACEFS = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/** The fields a tracepoint format lists. */
+export function formatFields(format: string): string[] {
+  return [...format.matchAll(/field:[^;]*?\b(\w+)(\[[^\]]*\])?;/g)].map((m) => m[1] as string);
+}
+
+function list(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
   }
-  return undefined;
 }
 
 /** Facts of this process's kernel. Sysctls under net.* exist alike in every network namespace. */
 export function localKernelFacts(): KernelFacts {
-  const sysctls = new Map(probedSysctls().map((k) => [k, existsSync(`/proc/sys/${k.replaceAll(".", "/")}`)]));
+  const sysctls = new Set<string>();
+  for (const group of ["ipv4", "core"])
+    for (const k of list(`/proc/sys/net/${group}`)) sysctls.add(`net.${group}.${k}`);
   const fields = new Map<string, readonly string[]>();
-  for (const tp of probedTracepoints()) {
-    const f = tracepointFields(tp);
-    if (f) fields.set(tp, f);
+  for (const root of TRACEFS) {
+    const dir = join(root, "events", "tcp");
+    for (const event of list(dir)) {
+      try {
+        fields.set(`tcp/${event}`, formatFields(readFileSync(join(dir, event, "format"), "utf8")));
+      } catch {}
+    }
+    if (fields.size) break;
   }
   return { release: release(), sysctls, tracepointFields: fields };
 }

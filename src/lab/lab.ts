@@ -3,8 +3,8 @@
 // qemu/ (each host a VM) and vagrant/ (Vagrant machines) implement it.
 
 import type { Packet } from "../evidence/capture.js";
+import type { KernelFacts } from "../evidence/kernel-facts.js";
 import type { TraceEvent } from "../evidence/tracepoints.js";
-import type { KernelFacts } from "../model/kernel.js";
 import type { Transcript } from "../sys/transcript.js";
 import type { Host, HostProcess, HostSocket } from "./host.js";
 

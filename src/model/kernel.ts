@@ -2,16 +2,9 @@
 // its tracepoints carry. A rule that changed upstream is detected by the knob that came with it
 // where there is one (a missing sysctl means the behavior from before it existed), by the release
 // otherwise; each is cited where it changed.
+import type { KernelFacts } from "../evidence/kernel-facts.js";
 
-/** What the model knows of a kernel. */
-export interface KernelFacts {
-  /** `uname -r`: `6.12.117+deb12-amd64`. */
-  readonly release: string;
-  /** Sysctls (`net.ipv4.tcp_syn_linear_timeouts`): present or not. */
-  readonly sysctls: ReadonlyMap<string, boolean>;
-  /** Fields of tracepoints (`tcp/tcp_send_reset`), where tracefs shows their format. */
-  readonly tracepointFields: ReadonlyMap<string, readonly string[]>;
-}
+export type { KernelFacts };
 
 /** How to tell whether a kernel has a rule. */
 export type RuleDetect =
@@ -98,11 +91,7 @@ export type RuleId = keyof typeof KERNEL_RULES;
 /** Whether the kernel has the rule's behavior; undefined where it cannot be told (tracefs unavailable). */
 export function ruleApplies(rule: KernelRule, k: KernelFacts): boolean | undefined {
   const d = rule.detect;
-  if ("sysctl" in d) {
-    const has = k.sysctls.get(d.sysctl);
-    if (has === undefined) throw new Error(`the model did not probe ${d.sysctl}`);
-    return has;
-  }
+  if ("sysctl" in d) return k.sysctls.has(d.sysctl);
   if ("tracepoint" in d) return k.tracepointFields.get(d.tracepoint)?.includes(d.field);
   return releaseAtLeast(k.release, d.release);
 }
@@ -112,20 +101,4 @@ export function ruleText(id: RuleId): string {
   const r: KernelRule = KERNEL_RULES[id];
   const knob = "sysctl" in r.detect ? r.detect.sysctl.replace(/^net\.ipv4\./, "") : id;
   return `${knob} (${r.since}, "${r.commit}")`;
-}
-
-/** Every sysctl a rule is detected by: what is probed once per lab. */
-export function probedSysctls(): string[] {
-  return [
-    ...new Set(Object.values(KERNEL_RULES).flatMap((r: KernelRule) => ("sysctl" in r.detect ? [r.detect.sysctl] : []))),
-  ];
-}
-
-/** Every tracepoint whose fields a rule reads. */
-export function probedTracepoints(): string[] {
-  return [
-    ...new Set(
-      Object.values(KERNEL_RULES).flatMap((r: KernelRule) => ("tracepoint" in r.detect ? [r.detect.tracepoint] : [])),
-    ),
-  ];
 }

@@ -168,7 +168,7 @@ export class ScenarioContext {
 
   constructor(lab: Lab, scenario?: Pick<Scenario, "name" | "faults">, kernel?: KernelFacts) {
     this.lab = scenario ? declaredFaultsOnly(lab, scenario) : lab;
-    this.kernel = kernel ?? { release: "unknown", sysctls: new Map(), tracepointFields: new Map() };
+    this.kernel = kernel ?? { release: "unknown", sysctls: new Set(), tracepointFields: new Map() };
   }
 
   /**
