@@ -573,6 +573,11 @@ function endpoint(text: string | undefined): { address: string; port: number; fa
   return { address, port: Number(m[2]), family: v === 4 ? "IPv4" : v === 6 ? "IPv6" : undefined };
 }
 
+// "::ffff:198.18.0.1": an IPv4 address in an IPv6 field.
+function isV4Mapped(text: string | undefined): boolean {
+  return text !== undefined && /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(text);
+}
+
 function toEvent(head: Head, raw: string): TraceEvent | undefined {
   if (!(head.event in TRACE_EVENTS)) return undefined;
   const event = head.event as TraceEventName;
@@ -589,6 +594,10 @@ function toEvent(head: Head, raw: string): TraceEvent | undefined {
     [saddr, sport, daddr, dport] = [src.address, src.port, dst.address, dst.port];
   } else {
     family = f.family === "AF_INET" ? "IPv4" : f.family === "AF_INET6" ? "IPv6" : undefined;
+    // Debian's 6.1 prints `family=` empty in these events (the kernel filter still sees 2 or 10):
+    // an IPv4 socket's IPv6 fields then hold its addresses v4-mapped (TP_STORE_ADDRS), an IPv6 one's do not.
+    if (family === undefined && f.saddrv6 !== undefined && f.saddr !== undefined)
+      family = isV4Mapped(f.saddrv6) && isV4Mapped(f.daddrv6) ? "IPv4" : "IPv6";
     const v4 = family === "IPv4" || (family === undefined && f.saddrv6 === undefined);
     saddr = (v4 ? f.saddr : f.saddrv6) ?? "";
     daddr = (v4 ? f.daddr : f.daddrv6) ?? "";

@@ -88,6 +88,21 @@ t.test("parseTrace reads this kernel's text format, in any field order", async (
   t.equal(parseTrace(SAMPLE).events[0]?.skaddr, undefined, "without the fields rendering, no skaddr is invented");
 });
 
+t.test("parseTrace reads Debian 6.1's lines: family printed empty, tcp_send_reset without a reason", async (t) => {
+  // As the 6.1.0-56-amd64 guest printed them (no options/fields there: skaddr stays unknown).
+  const lines = [
+    "            node-122     [001] .....    10.753782: inet_sock_set_state: family= protocol=IPPROTO_TCP sport=54086 dport=4321 saddr=127.0.0.1 daddr=127.0.0.1 saddrv6=::ffff:127.0.0.1 daddrv6=::ffff:127.0.0.1 oldstate=TCP_SYN_SENT newstate=TCP_ESTABLISHED",
+    "          <idle>-0       [000] ..s2.    11.100000: tcp_send_reset: family= sport=8080 dport=0 saddr=198.18.0.3 daddr=0.0.0.0 saddrv6=::ffff:198.18.0.3 daddrv6=::ffff:0.0.0.0 state=TCP_LISTEN",
+    "          <idle>-0       [000] ..s2.    11.200000: tcp_receive_reset: family= sport=47894 dport=8080 saddr=0.0.0.0 daddr=0.0.0.0 saddrv6=::1 daddrv6=::1 sock_cookie=c",
+  ].join("\n");
+  const { events, unparsed } = parseTrace(lines);
+  t.same(unparsed, []);
+  t.match(events[0], { family: "IPv4", saddr: "127.0.0.1", daddr: "127.0.0.1", sport: 54086, newstate: "ESTABLISHED" });
+  t.match(events[1], { event: "tcp_send_reset", family: "IPv4", saddr: "198.18.0.3", sport: 8080, state: "LISTEN" });
+  t.equal(events[1]?.reason, undefined, "6.1's tcp_send_reset has no reason field");
+  t.match(events[2], { event: "tcp_receive_reset", family: "IPv6", saddr: "::1", daddr: "::1" });
+});
+
 t.test("formatTraceEvent", async (t) => {
   const [syn] = parseTrace(SAMPLE).events as [TraceEvent];
   const e: TraceEvent = {
