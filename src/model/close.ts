@@ -92,6 +92,48 @@ export const RST_REASON = {
   ackToListener: "TCP_FLAGS",
 } as const;
 
+/** Where an RST is sent from, as tcp_send_reset sees it. */
+export type ResetOrigin =
+  /** An established (or closing) socket of its own: tcp_send_active_reset, or tcp_v4_send_reset with it. */
+  | "socket"
+  /** A listener answering a segment for a connection it does not have (it is a full socket too). */
+  | "listener"
+  /** No socket at all (NO_SOCKET), a TIME_WAIT or a request socket: tcp_v4_send_reset without a full socket. */
+  | "no socket";
+
+/**
+ * What the tcp_send_reset tracepoint shows of an RST. Since 6.10 ("trace: tcp: fully support
+ * trace_tcp_send_reset", with the rstreason series) it fires for every RST, with a `reason`; before,
+ * tcp_v4_send_reset traced only `if (sk && sk_fullsock(sk))` and the event had no reason field, so an
+ * RST sent for no socket left no trace on the sender (the receiver's tcp_receive_reset still shows it).
+ */
+export function sendResetTrace(
+  origin: ResetOrigin,
+  reason: string,
+  everyRst: boolean,
+): { traced: boolean; reason: string | undefined } {
+  if (everyRst) return { traced: true, reason };
+  return { traced: origin !== "no socket", reason: undefined };
+}
+
+/** How an RST traced without a reason field reads in a check. */
+export const NO_REASON = "traced, no reason";
+
+/** What tcp_send_reset shows of one RST, in one word for checks: its reason, NO_REASON, or "none". */
+export function expectedResetSeen(origin: ResetOrigin, reason: string, everyRst: boolean): string {
+  const t = sendResetTrace(origin, reason, everyRst);
+  return t.traced ? (t.reason ?? NO_REASON) : "none";
+}
+
+/** How a check names what tcp_send_reset is expected to show: "one, reason NO_SOCKET", "none (...)". */
+export function sendResetText(who: string, origin: ResetOrigin, reason: string, everyRst: boolean): string {
+  const t = sendResetTrace(origin, reason, everyRst);
+  if (!t.traced) return `no tcp_send_reset from ${who} (this kernel traces no RST sent without a socket)`;
+  return t.reason === undefined
+    ? `one tcp_send_reset from ${who}, with no reason (the field came with 6.10)`
+    : `one tcp_send_reset from ${who}, reason ${t.reason}`;
+}
+
 /**
  * A bound on how long segments dropped by a short partition take to get through after it heals:
  * the loss probe, then the first RTO retransmission (the probe re-arms the RTO), and one doubled

@@ -4,7 +4,7 @@ import { tolerance } from "../model/tcp.js";
 import { POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
 import { errnoName } from "../sys/errors.js";
 import type { Scenario } from "./scenario.js";
-import { connection, kangAndKodos, SERVER_PORT, stateChanges, waitForRow } from "./steps.js";
+import { checkSentReset, connection, kangAndKodos, SERVER_PORT, stateChanges, waitForRow } from "./steps.js";
 
 const BOOT_DELAY_MS = 1000;
 // How long kang's poll watches across the cycle: the outage, the boot, and a margin after it.
@@ -82,12 +82,9 @@ export const scenario: Scenario = {
       const resets = states.events.filter((e) => e.event === "tcp_receive_reset" && e.sport === port);
       ctx.expectEqual("RSTs kang received (tcp_receive_reset)", 1, resets.length);
       const sentRst = states.events.filter((e) => e.event === "tcp_send_reset" && e.dport === port);
-      ctx.expectThat(
-        "kodos's RST",
-        sentRst.length === 1 && sentRst[0]?.saddr === kodos.ipv4 && sentRst[0]?.reason === "NO_SOCKET",
-        "one tcp_send_reset from kodos, reason NO_SOCKET",
-        sentRst.map((e) => `${e.saddr} ${e.reason ?? ""}`).join(", ") || "none",
-      );
+      // kodos came back with no socket for the connection: before 6.10 that RST is not traced at all,
+      // and kang's tcp_receive_reset above is what shows it.
+      checkSentReset(ctx, "kodos's RST", kodos, sentRst, "no socket", "NO_SOCKET");
       ctx.expectEqual("kang's path", "ESTABLISHED>CLOSE", states.path(kang.ipv4, port, "ESTABLISHED"));
     } else {
       ctx.say(`tracepoints unavailable (${states.reason}): the RST is seen through poll and read only`);

@@ -3,6 +3,8 @@ import type { SocketRow } from "../evidence/socket-table.js";
 import type { TraceEvent } from "../evidence/tracepoints.js";
 import type { Host, HostSocket } from "../lab/host.js";
 import type { HostOptions, Lab } from "../lab/lab.js";
+import { type ResetOrigin, sendResetText, sendResetTrace } from "../model/close.js";
+import type { ScenarioContext } from "./scenario.js";
 
 /** The port kodos serves on, as in the seeds. */
 export const SERVER_PORT = 8080;
@@ -143,4 +145,29 @@ export async function stateChanges(lab: Lab): Promise<StateChanges> {
       return mine(address, port, peerPort).find((e) => e.newstate === state)?.atUs;
     },
   };
+}
+
+/**
+ * Checks what tcp_send_reset showed of one RST that `who` sent, against what this kernel's
+ * tracepoint shows (the send-reset-every-rst rule): one event with its reason on 6.10+; before, one
+ * event without a reason from a socket, and none at all for an RST sent without one.
+ */
+export function checkSentReset(
+  ctx: ScenarioContext,
+  label: string,
+  who: { name: string; ipv4: string },
+  sent: readonly TraceEvent[],
+  origin: ResetOrigin,
+  reason: string,
+): boolean {
+  const every = ctx.rule("send-reset-every-rst") === true;
+  const want = sendResetTrace(origin, reason, every);
+  return ctx.expectThat(
+    label,
+    want.traced
+      ? sent.length === 1 && sent[0]?.saddr === who.ipv4 && sent[0]?.reason === want.reason
+      : sent.length === 0,
+    sendResetText(who.name, origin, reason, every),
+    sent.map((e) => `${e.saddr} ${e.reason ?? "(no reason)"}`).join(", ") || "none",
+  );
 }

@@ -13,7 +13,7 @@ import {
 import { deliveryAfterOutage } from "../model/timers.js";
 import { POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
 import type { Scenario } from "./scenario.js";
-import { connection, kangAndKodos, stateChanges, tcpTimers, waitUntil } from "./steps.js";
+import { checkSentReset, connection, kangAndKodos, stateChanges, tcpTimers, waitUntil } from "./steps.js";
 
 const USER_TIMEOUT_MS = 1500;
 const CHUNKS = ["one,", "two,", "three."];
@@ -143,12 +143,13 @@ export const scenario: Scenario = {
     const states = await stateChanges(lab);
     if (states.available) {
       const rst = states.events.filter((e) => e.event === "tcp_send_reset" && e.sport === doomedPort);
-      ctx.expectThat(
-        "kang's answer to kodos's data",
-        rst.length === 1 && rst[0]?.saddr === kang.ipv4 && rst[0]?.reason === "NO_SOCKET",
-        "one RST from kang, reason NO_SOCKET (its socket died with nothing sent)",
-        rst.map((e) => `${e.saddr} ${e.reason ?? ""} at ${(e.atUs / 1e6).toFixed(3)} s`).join(", ") || "none",
+      // kang's socket died with nothing sent: its RST goes out with no socket, which kernels before
+      // 6.10 do not trace; kodos's tcp_receive_reset shows it arrive on every kernel.
+      checkSentReset(ctx, "kang's answer to kodos's data", kang, rst, "no socket", "NO_SOCKET");
+      const got = states.events.filter(
+        (e) => e.event === "tcp_receive_reset" && e.saddr === kodos.ipv4 && e.dport === doomedPort,
       );
+      ctx.expectEqual("RSTs kodos's connection received (tcp_receive_reset)", 1, got.length);
     } else {
       ctx.say(`tracepoints unavailable (${states.reason}): the RST is seen through kodos's read`);
     }
