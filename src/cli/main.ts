@@ -2,13 +2,11 @@
 // The sockprobe command line: run, list, explain.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { constants as osConstants, tmpdir } from "node:os";
+import { constants as osConstants, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { which } from "../proc/tools.js";
-import { diffCommand } from "../report/diff.js";
 import { clip } from "../report/escape.js";
-import { reportCommand } from "../report/html.js";
 import { writeJunit } from "../report/junit.js";
 import { formatProgress, formatStory, formatTable } from "../runner/format.js";
 import {
@@ -23,8 +21,6 @@ import { type Progress, runScenarios } from "../runner/run-many.js";
 import { runScenario } from "../runner/run-scenario.js";
 import { findScenario, SCENARIOS } from "../scenarios/index.js";
 import type { Scenario } from "../scenarios/scenario.js";
-import { tuneCommand } from "../tune/index.js";
-import { isVmInputError, kernelsCommand, matrixCommand, runOnKernelCommand } from "./vm-commands.js";
 
 const HELP = `sockprobe: what the Linux kernel really does to TCP connections when things go wrong
 
@@ -83,6 +79,10 @@ options for run:
                         in QEMU with this machine's root shared read-only
   --modules DIR         with --kernel PATH: its modules (DIR/lib/modules/RELEASE)
 `;
+
+// Errors of bad input from the commands loaded on demand (each loads only what it needs, which
+// matters most in a guest under TCG, where compiling modules dominates start-up).
+const INPUT_ERRORS = new Set(["VmUsageError", "KernelError", "BootError", "ReportError"]);
 
 /** Bad usage: the message says what was wrong and how to fix it. */
 class UsageError extends Error {}
@@ -225,6 +225,9 @@ async function run(a: RunArgs): Promise<number> {
   // The ladders are the point of a report: where one is written, packets are captured, into a
   // directory of our own removed at exit unless --evidence keeps them.
   const captureDir = a.evidence ?? (a.json || a.junit ? privateDirectory("sockprobe-run-") : undefined);
+  process.stderr.write(
+    `running ${scenarios.length} scenario${scenarios.length === 1 ? "" : "s"} on Linux ${release()}, netns backend\n`,
+  );
   const ran = await runScenarios(scenarios, {
     ...(jobs ? { jobs } : {}),
     ...(captureDir ? { captureDir } : {}),
@@ -281,25 +284,34 @@ export async function main(argv: readonly string[]): Promise<number> {
       case "list":
         return list();
       case "diff":
-        return diffCommand(rest);
+        return (await import("../report/diff.js")).diffCommand(rest);
       case "report":
-        return await reportCommand(rest);
+        return await (await import("../report/html.js")).reportCommand(rest);
       case "tune":
         // Reading sysctls needs nothing; measuring them builds labs.
         checkTuneOutputs(rest);
-        return (rest.includes("--verify") ? await ensurePrivileges(argv) : undefined) ?? (await tuneCommand(rest));
+        return (
+          (rest.includes("--verify") ? await ensurePrivileges(argv) : undefined) ??
+          (await (await import("../tune/index.js")).tuneCommand(rest))
+        );
       // Usage is checked before anything is built, and before re-running in a user namespace.
       case "run": {
         const parsed = parseRunArgs(rest);
         // A kernel under test boots in QEMU, which needs no root: the lab runs as root in the guest.
         if (parsed.kernel !== "host")
-          return await runOnKernelCommand({ ...parsed, scenarios: parsed.scenarios.map((s) => s.name) });
+          return await (await import("./vm-commands.js")).runOnKernelCommand({
+            ...parsed,
+            scenarios: parsed.scenarios.map((s) => s.name),
+          });
         return (await ensurePrivileges(argv)) ?? (await run(parsed));
       }
       case "kernels":
-        return await kernelsCommand(rest);
+        return await (await import("./vm-commands.js")).kernelsCommand(rest);
       case "matrix":
-        return (await ensurePrivileges(argv)) ?? (await matrixCommand(rest, runHostReport));
+        return (
+          (await ensurePrivileges(argv)) ??
+          (await (await import("./vm-commands.js")).matrixCommand(rest, runHostReport))
+        );
       case "explain": {
         if (rest.length !== 1) {
           throw new UsageError(
@@ -317,7 +329,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const usage =
       e instanceof UsageError ||
       e instanceof OutputPathError ||
-      isVmInputError(e) ||
+      INPUT_ERRORS.has(err.name) ||
+      err.code === "ESOCKPROBE_NO_QEMU" ||
       err.name === "UnknownScenarioError" ||
       err.code?.startsWith("ERR_PARSE_ARGS");
     console.error(`sockprobe: ${err.message}`);

@@ -1,30 +1,22 @@
 // The commands that boot kernels: `run --kernel`, `kernels`, and `matrix`.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { release as hostRelease } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatMatrix, renderMatrixHtml } from "../report/matrix.js";
-import { ReportError, readReport } from "../report/schema.js";
+import { readReport } from "../report/schema.js";
 import { buildMatrix, type KernelRun, matrixPasses } from "../runner/matrix.js";
 import { runOnKernel } from "../runner/on-kernel.js";
-import { checkOutputDirectory, checkOutputFile, OutputPathError } from "../runner/outputs.js";
-import { buildReport, type Report, type ReportScenario } from "../runner/report.js";
-import { runScenarios } from "../runner/run-many.js";
+import { checkOutputDirectory, checkOutputFile } from "../runner/outputs.js";
+import type { Report, ReportScenario } from "../runner/report.js";
 import { findScenario, SCENARIOS } from "../scenarios/index.js";
 import { chooseAccel } from "../vm/accel.js";
-import { cachedKernels, KERNEL_CONFIG, type Kernel, KernelError, kernelLabel, resolveKernel } from "../vm/kernels.js";
+import { cachedKernels, KERNEL_CONFIG, type Kernel, kernelLabel, resolveKernel } from "../vm/kernels.js";
 import { qemuBinary } from "../vm/qemu.js";
 
 /** Bad usage of a VM command: exit 2. */
 export class VmUsageError extends Error {}
 Object.defineProperty(VmUsageError.prototype, "name", { value: "VmUsageError" });
-
-/** Whether an error is bad input (exit 2) rather than a failed run. */
-export function isVmInputError(e: unknown): boolean {
-  return (
-    e instanceof VmUsageError || e instanceof KernelError || (e as { code?: string }).code === "ESOCKPROBE_NO_QEMU"
-  );
-}
 
 /** `sockprobe kernels [--config] [--fetch SERIES...]`. */
 export async function kernelsCommand(args: string[]): Promise<number> {
@@ -66,16 +58,9 @@ export interface KernelRunArgs {
   readonly agent: boolean;
 }
 
-// Ctrl-C or SIGTERM ends the guest: QEMU dies with us anyway, this just says so first.
-function interruptible(): AbortController {
-  const ac = new AbortController();
-  return ac;
-}
-
 /** `sockprobe run --kernel K`: the run inside a guest booted on K; exit as the guest's run did. */
 export async function runOnKernelCommand(a: KernelRunArgs): Promise<number> {
   qemuBinary();
-  const ac = interruptible();
   const r = await runOnKernel({
     kernel: a.kernel,
     ...(a.modules ? { modules: a.modules } : {}),
@@ -88,7 +73,6 @@ export async function runOnKernelCommand(a: KernelRunArgs): Promise<number> {
     agent: a.agent,
     onStdout: (l) => console.log(l),
     onStderr: (l) => console.error(l),
-    signal: ac.signal,
   });
   if (r.report?.boot) {
     const b = r.report.boot;
@@ -244,5 +228,3 @@ export async function matrixCommand(
   console.log(`\nreports and matrix.json in ${out}${values.html ? `; page ${values.html}` : ""}`);
   return matrixPasses(matrix) ? 0 : 1;
 }
-
-export { buildReport, ReportError, readFileSync, runScenarios };
