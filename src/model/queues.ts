@@ -114,14 +114,29 @@ export function overflowOutcome(segment: "SYN" | "final ACK", abortOnOverflow: n
  * ACK, or for the linger time, whichever comes first: it blocks even on an O_NONBLOCK socket
  * (inet_release passes sk_lingertime to tcp_close whatever the file flags) and returns 0 either way.
  */
-export function lingerCloseBlock(lingerS: number, peerAcks: boolean): { minMs: number; maxMs: number; why: string } {
+export function lingerCloseBlock(
+  lingerS: number,
+  peerAcks: boolean,
+  delackMaxMs: number = TCP_DELACK_MAX_MS,
+): { minMs: number; maxMs: number; why: string } {
   const linger = lingerS * 1000;
   if (!peerAcks) return { minMs: linger, maxMs: linger, why: `no ACK comes: the linger time, ${linger} ms` };
   return {
     minMs: Math.min(linger, TCP_DELACK_MIN_MS - JIFFY_MS),
-    maxMs: Math.min(linger, TCP_DELACK_MAX_MS),
-    why: `the peer kernel's delayed ACK of the FIN (${TCP_DELACK_MIN_MS} to ${TCP_DELACK_MAX_MS} ms)`,
+    maxMs: Math.min(linger, delackMaxMs),
+    why: `the peer kernel's delayed ACK of the FIN (${TCP_DELACK_MIN_MS} to ${delackMaxMs} ms)`,
   };
+}
+
+/**
+ * The longest a delayed ACK waits (tcp_send_delayed_ack): TCP_DELACK_MAX (200 ms) before 6.7; since
+ * "tcp: derive delack_max from rto_min" (6.7) also no longer than the minimum RTO less one jiffy,
+ * 196 ms with the default 200 ms at HZ=250.
+ */
+export function delackMaxMs(fromRtoMin: boolean, rtoMinMs = 200): number {
+  if (!fromRtoMin) return TCP_DELACK_MAX_MS;
+  const jiffies = Math.max(Math.ceil(rtoMinMs / JIFFY_MS), 2) - 1;
+  return Math.min(TCP_DELACK_MAX_MS, jiffies * JIFFY_MS);
 }
 
 // ---------------------------------------------------------------- send buffer and POLLOUT

@@ -2,7 +2,7 @@
 // that closes without accepting resets it; which of the seed's workarounds notice.
 import type { SocketRow } from "../evidence/socket-table.js";
 import type { Host, HostSocket } from "../lab/host.js";
-import { lingerCloseBlock } from "../model/queues.js";
+import { delackMaxMs, lingerCloseBlock } from "../model/queues.js";
 import { humanMs, timerChainExpectation, tolerance } from "../model/tcp.js";
 import { POLLIN, POLLRDHUP } from "../sys/constants.js";
 import type { Scenario, ScenarioContext } from "./scenario.js";
@@ -107,7 +107,10 @@ export const scenario: Scenario = {
     ctx.expectOk(await ctx.attempt("kang", "write (b)", () => b.write(MESSAGE)), MESSAGE.length);
     const bClose = await timedClose(ctx, "kang", "close (b)", b);
     ctx.expectOk(bClose.closed, undefined, { headline: true });
-    const lingerAcked = lingerCloseBlock(LINGER_ACKED_S, true);
+    // The peer's delayed ACK is at most 200 ms before 6.7, the minimum RTO less a jiffy after.
+    const delackMax = delackMaxMs(ctx.rule("delack-max-from-rto-min") === true);
+    ctx.kernelValue("longest delayed ACK", `${delackMax} ms`);
+    const lingerAcked = lingerCloseBlock(LINGER_ACKED_S, true, delackMax);
     ctx.observe("close with SO_LINGER blocked", Math.round(bClose.ms), "ms");
     // How long it blocks depends on when the receiving kernel acknowledges the FIN (delayed ACK, or at
     // once in quickack mode), and a fork of the lab racing the close can take the last reference:

@@ -3,6 +3,8 @@
 import t from "tap";
 import {
   connectWithRangeInTimeWait,
+  delackMaxMs,
+  lingerCloseBlock,
   nextWholeSecondMs,
   synRetransmissions,
   twReuseWindow,
@@ -51,4 +53,11 @@ t.test("a connect() with the whole range in TIME_WAIT goes on only by taking ove
   t.equal(connectWithRangeInTimeWait(w, { startMs: 12_500, endMs: 12_501 }), "fails");
   t.equal(connectWithRangeInTimeWait(w, { startMs: 13_004, endMs: 13_005 }), "succeeds");
   t.equal(connectWithRangeInTimeWait(w, { startMs: 12_999, endMs: 13_001 }), "either");
+});
+
+t.test("the longest delayed ACK: 200 ms before 6.7, the minimum RTO less a jiffy after", async (t) => {
+  t.equal(delackMaxMs(false), 200);
+  t.equal(delackMaxMs(true), 196, "49 jiffies at HZ=250");
+  t.equal(delackMaxMs(true, 20), 16);
+  t.equal(lingerCloseBlock(1, true, delackMaxMs(true)).maxMs, 196);
 });
