@@ -73,6 +73,12 @@ function agentEntry(): { execArgv: string[]; path: string } {
   return { execArgv: [], path: fileURLToPath(new URL("../agent/main.js", import.meta.url)) };
 }
 
+/** The command line that runs the agent for `host`: what a VM's init starts on its job port. */
+export function agentCommand(host: string): string[] {
+  const entry = agentEntry();
+  return [process.execPath, ...entry.execArgv, entry.path, "--host", host];
+}
+
 // How each call appears in the transcript: the syscall name Socket records, its arguments after the
 // fd, and its result rendered as Socket renders it.
 interface Rendering {
@@ -231,8 +237,7 @@ export class AgentClient {
 
   /** Starts an agent inside `netns` (ours when undefined) and waits, bounded, for its hello. */
   static async spawn(netns: string | undefined, host: string, transcript?: Transcript): Promise<AgentClient> {
-    const entry = agentEntry();
-    const child = spawnIn([process.execPath, ...entry.execArgv, entry.path, "--host", host], netns);
+    const child = spawnIn(agentCommand(host), netns);
     const client = new AgentClient(child.stdout as Readable, child.stdin as Writable, {
       host,
       process: child,

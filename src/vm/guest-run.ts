@@ -2,12 +2,13 @@
 // sockprobe command inside (the same scenarios on the netns backend, on the guest's kernel), relay
 // its output as it comes, and bring back the files it wrote.
 import { existsSync, readdirSync, statSync } from "node:fs";
+import type { Socket } from "node:net";
 import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chooseAccel } from "./accel.js";
 import { GUEST_OUT, initramfsFor, MARK, PORTS } from "./initramfs.js";
 import { type Kernel, KernelError } from "./kernels.js";
-import { Qemu, qemuBinary, qemuVersion } from "./qemu.js";
+import { type Channel, Qemu, qemuBinary, qemuVersion } from "./qemu.js";
 
 // Measured here: node starts 3 to 9 times slower in a TCG guest than on the host.
 const TCG_SLOWDOWN = 8;
@@ -44,23 +45,15 @@ export class BootError extends KernelError {}
 Object.defineProperty(BootError.prototype, "name", { value: "BootError" });
 
 /** How the guest runs. */
-export interface GuestRunOptions {
-  readonly kernel: Kernel;
+export interface GuestRunOptions extends BootOptions {
   /** sockprobe's arguments inside the guest; output paths go under `GUEST_OUT`. */
   readonly args: readonly string[];
   /** Runs this program instead of sockprobe (`args` ignored). */
   readonly command?: readonly string[];
-  readonly memoryMiB?: number;
-  readonly cpus?: number;
-  /** More kernel command line. */
-  readonly append?: string;
   readonly onStdout?: (line: string) => void;
   readonly onStderr?: (line: string) => void;
-  /** Bound on boot to ready; by default 60 s under KVM, 180 s under TCG. */
-  readonly bootTimeoutMs?: number;
   /** Bound on the whole job once booted. */
   readonly runTimeoutMs?: number;
-  readonly signal?: AbortSignal;
 }
 
 /**
@@ -126,145 +119,255 @@ function bootFailure(console: readonly string[], stderr: string): string {
   return tail ? `it stopped; the console's last lines: ${tail}` : "the console stayed silent";
 }
 
+/** How a guest boots. */
+export interface BootOptions {
+  readonly kernel: Kernel;
+  readonly memoryMiB?: number;
+  readonly cpus?: number;
+  /** More kernel command line. */
+  readonly append?: string;
+  /** Bound on boot to ready; by default 60 s under KVM, 180 s under TCG. */
+  readonly bootTimeoutMs?: number;
+  /** More channels (QMP) and QEMU arguments (NICs), and a namespace to run QEMU in (for its taps). */
+  readonly channels?: readonly Channel[];
+  readonly extra?: readonly string[];
+  readonly netns?: string;
+  readonly signal?: AbortSignal;
+}
+
+// sockprobe's own work runs several times slower under TCG (its timers do not): see slowdown().
+function guestEnv(accel: "kvm" | "tcg"): string[] {
+  return [
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/run/sockprobe/home",
+    "TMPDIR=/run/sockprobe/tmp",
+    "SOCKPROBE_GUEST=1",
+    ...(accel === "tcg" ? [`SOCKPROBE_SLOWDOWN=${TCG_SLOWDOWN}`] : []),
+  ];
+}
+
+/**
+ * A booted guest whose init waits for one program to run: its stdin and stdout are the job port,
+ * its stderr the err port. Use `runInGuest` for a command with output files, or the job port
+ * directly for a long-lived program (an agent).
+ */
+export class Guest {
+  /** Bytes that came on the job port after the ready mark. */
+  #early: Buffer = Buffer.alloc(0);
+
+  private constructor(
+    readonly qemu: Qemu,
+    readonly boot: BootInfo,
+    readonly accel: "kvm" | "tcg",
+  ) {}
+
+  /** Starts QEMU and waits, bounded, for the guest's init to say it is ready; BootError if it does not. */
+  static async boot(options: BootOptions): Promise<Guest> {
+    qemuBinary();
+    const { kernel } = options;
+    const initrd = await initramfsFor(kernel);
+    const accel = await chooseAccel();
+    const memoryMiB = options.memoryMiB ?? 2048;
+    const cpus = options.cpus ?? 2;
+    const qemu = Qemu.start({
+      image: kernel.image,
+      initrd,
+      append: `console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init ${options.append ?? ""}`.trim(),
+      accel: accel.accel,
+      memoryMiB,
+      cpus,
+      // SOCKPROBE_VM_CONSOLE=1 shows the guest's console (kernel messages) as it comes, for debugging a boot.
+      ...(process.env.SOCKPROBE_VM_CONSOLE
+        ? { onConsole: (l: string) => process.stderr.write(`[console] ${l}\n`) }
+        : {}),
+      channels: [{ name: PORTS.job, kind: "port" }, { name: PORTS.err, kind: "port" }, ...(options.channels ?? [])],
+      ...(options.extra ? { extra: options.extra } : {}),
+      ...(options.netns ? { netns: options.netns } : {}),
+    });
+    const abort = () => qemu.kill();
+    options.signal?.addEventListener("abort", abort, { once: true });
+    try {
+      const job = qemu.channel(PORTS.job);
+      let buf = Buffer.alloc(0);
+      let readyAt: number | undefined;
+      const onData = (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        const nl = buf.indexOf(10);
+        if (readyAt === undefined && nl >= 0 && buf.subarray(0, nl).toString().startsWith(MARK.ready)) {
+          readyAt = performance.now();
+          buf = buf.subarray(nl + 1);
+        }
+      };
+      job.on("data", onData);
+      const boundMs = options.bootTimeoutMs ?? (accel.accel === "tcg" ? 180_000 : 60_000);
+      await waitFor(
+        qemu,
+        () => readyAt !== undefined,
+        boundMs,
+        job,
+        `${kernel.release}: the guest was not ready`,
+        options.signal,
+      );
+      job.off("data", onData);
+      const guest = new Guest(
+        qemu,
+        {
+          qemu: qemuVersion(),
+          accel: accel.accel,
+          accelWhy: accel.why,
+          memoryMiB,
+          cpus,
+          bootMs: Math.round((readyAt as number) - qemu.startedMs),
+          kernel: {
+            spec: kernel.spec,
+            release: kernel.release,
+            image: kernel.image,
+            ...(kernel.source.kind === "debian"
+              ? { package: kernel.source.package, packageVersion: kernel.source.packageVersion }
+              : {}),
+          },
+        },
+        accel.accel,
+      );
+      guest.#early = buf;
+      return guest;
+    } catch (e) {
+      qemu.kill();
+      await qemu.exited;
+      throw e;
+    } finally {
+      options.signal?.removeEventListener("abort", abort);
+    }
+  }
+
+  /** The job port: the program's stdin and stdout once started. */
+  get job(): Socket {
+    return this.qemu.channel(PORTS.job);
+  }
+
+  /** The err port: the program's stderr. */
+  get err(): Socket {
+    return this.qemu.channel(PORTS.err);
+  }
+
+  /** Bytes that arrived on the job port before anyone listened: hand them to the reader first. */
+  takeEarly(): Buffer {
+    const b = this.#early;
+    this.#early = Buffer.alloc(0);
+    return b;
+  }
+
+  /** Runs `command` in the guest, in this process's working directory, with the modules of its kernel. */
+  start(command: readonly string[], kernel: Kernel, env: readonly string[] = []): void {
+    const words = [
+      kernel.modulesRoot ?? "",
+      ...guestEnv(this.accel),
+      ...env,
+      "/bin/sh",
+      "-c",
+      'cd "$0" && exec "$@"',
+      process.cwd(),
+      ...command,
+    ];
+    this.job.write(`${words.map(shellWord).join(" ")}\n`);
+  }
+
+  /** Power cut: QEMU ends at once. */
+  async kill(): Promise<void> {
+    this.qemu.kill();
+    await this.qemu.exited;
+  }
+}
+
+// Waits until `cond` holds after data on `stream`, bounded; a QEMU that exits first is a BootError.
+function waitFor(
+  qemu: Qemu,
+  cond: () => boolean,
+  boundMs: number,
+  stream: Socket,
+  what: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (e?: Error) => {
+      clearTimeout(timer);
+      stream.off("data", check);
+      if (e) reject(e);
+      else resolve();
+    };
+    const check = () => {
+      if (cond()) done();
+    };
+    const timer = setTimeout(() => {
+      qemu.kill();
+      done(new BootError(`${what} within ${Math.round(boundMs / 1000)} s; ${bootFailure(qemu.console, qemu.stderr)}`));
+    }, boundMs);
+    // After the data handlers that feed cond, which were attached before.
+    stream.on("data", check);
+    qemu.exited.then(() => {
+      if (cond()) return done();
+      if (signal?.aborted) done(signal.reason instanceof Error ? signal.reason : new Error("interrupted"));
+      else
+        done(
+          new BootError(
+            `${what.replace(/: the guest was not ready$/, "")} did not boot: ${bootFailure(qemu.console, qemu.stderr)}`,
+          ),
+        );
+    });
+    check();
+  });
+}
+
 /** Boots the kernel, runs one sockprobe command in it, and powers it off. */
 export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResult> {
-  qemuBinary();
-  const { kernel } = options;
-  const initrd = await initramfsFor(kernel);
-  const accel = await chooseAccel();
-  const memoryMiB = options.memoryMiB ?? 2048;
-  const cpus = options.cpus ?? 2;
-  const qemu = Qemu.start({
-    image: kernel.image,
-    initrd,
-    append: `console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init ${options.append ?? ""}`.trim(),
-    accel: accel.accel,
-    memoryMiB,
-    cpus,
-    // SOCKPROBE_VM_CONSOLE=1 shows the guest's console (kernel messages) as it comes, for debugging a boot.
-    ...(process.env.SOCKPROBE_VM_CONSOLE ? { onConsole: (l: string) => process.stderr.write(`[console] ${l}\n`) } : {}),
-    channels: [
-      { name: PORTS.job, kind: "port" },
-      { name: PORTS.err, kind: "port" },
-    ],
-  });
+  const guest = await Guest.boot(options);
+  const { qemu } = guest;
   const abort = () => qemu.kill();
   options.signal?.addEventListener("abort", abort, { once: true });
   try {
-    const job = qemu.channel(PORTS.job);
-    const err = qemu.channel(PORTS.err);
     let errPartial = "";
-    err.setEncoding("utf8").on("data", (d: string) => {
+    guest.err.setEncoding("utf8").on("data", (d: string) => {
       const lines = (errPartial + d).split("\n");
       errPartial = lines.pop() ?? "";
       for (const l of lines) options.onStderr?.(l);
     });
     // The job port carries text lines until the exit mark, then the tar of the output folder.
-    let buf = Buffer.alloc(0);
-    let readyAt: number | undefined;
+    let buf = guest.takeEarly();
     let exit: { code: number; size: number } | undefined;
-    let onChange: () => void = () => {};
-    job.on("data", (d: Buffer) => {
+    const onData = (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       while (!exit) {
         const nl = buf.indexOf(10);
         if (nl < 0) break;
         const line = buf.subarray(0, nl).toString("utf8");
         buf = buf.subarray(nl + 1);
-        if (readyAt === undefined && line.startsWith(MARK.ready)) readyAt = performance.now();
-        else if (line.startsWith(MARK.exit)) {
+        if (line.startsWith(MARK.exit)) {
           const [, code, size] = line.split(" ");
           exit = { code: Number(code), size: Number(size) };
         } else options.onStdout?.(line);
       }
-      onChange();
-    });
-    const until = (cond: () => boolean, boundMs: number, what: string) =>
-      new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          qemu.kill();
-          reject(
-            new BootError(
-              `${kernel.release}: ${what} within ${Math.round(boundMs / 1000)} s; ${bootFailure(qemu.console, qemu.stderr)}`,
-            ),
-          );
-        }, boundMs);
-        const check = () => {
-          if (cond()) {
-            clearTimeout(timer);
-            resolve();
-          }
-        };
-        onChange = check;
-        qemu.exited.then(() => {
-          check();
-          clearTimeout(timer);
-          if (options.signal?.aborted) reject(options.signal.reason ?? new Error("interrupted"));
-          else reject(new BootError(`${kernel.release} did not boot: ${bootFailure(qemu.console, qemu.stderr)}`));
-        });
-        check();
-      });
-    await until(
-      () => readyAt !== undefined,
-      options.bootTimeoutMs ?? (accel.accel === "tcg" ? 180_000 : 60_000),
-      "the guest was not ready",
-    );
-    const bootMs = (readyAt as number) - qemu.startedMs;
-    const env = [
-      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      "HOME=/run/sockprobe/home",
-      "TMPDIR=/run/sockprobe/tmp",
-      "SOCKPROBE_GUEST=1",
-      // sockprobe's own work runs several times slower under TCG (its timers do not): see slowdown().
-      ...(accel.accel === "tcg" ? [`SOCKPROBE_SLOWDOWN=${TCG_SLOWDOWN}`] : []),
-    ];
-    const modules = kernel.modulesRoot ?? "";
-    const words = [
-      modules,
-      ...env,
-      "/bin/sh",
-      "-c",
-      'cd "$0" && exec "$@"',
-      process.cwd(),
-      ...(options.command ?? [...sockprobeEntry(), ...options.args]),
-    ];
-    job.write(`${words.map(shellWord).join(" ")}\n`);
-    await until(
+    };
+    guest.job.on("data", onData);
+    guest.start(options.command ?? [...sockprobeEntry(), ...options.args], options.kernel);
+    await waitFor(
+      qemu,
       () => exit !== undefined && buf.length >= exit.size,
       options.runTimeoutMs ?? 3_600_000,
-      "the job did not finish",
+      guest.job,
+      `${options.kernel.release}: the job did not finish`,
+      options.signal,
     );
     if (errPartial) options.onStderr?.(errPartial);
     const done = exit as { code: number; size: number };
     const files = parseTar(buf.subarray(0, done.size));
-    job.write("ok\n");
+    guest.job.write("ok\n");
     const timer = setTimeout(() => qemu.kill(), 30_000);
     await qemu.exited;
     clearTimeout(timer);
-    return {
-      exitCode: done.code,
-      files,
-      boot: {
-        qemu: qemuVersion(),
-        accel: accel.accel,
-        accelWhy: accel.why,
-        memoryMiB,
-        cpus,
-        bootMs: Math.round(bootMs),
-        kernel: {
-          spec: kernel.spec,
-          release: kernel.release,
-          image: kernel.image,
-          ...(kernel.source.kind === "debian"
-            ? { package: kernel.source.package, packageVersion: kernel.source.packageVersion }
-            : {}),
-        },
-      },
-    };
+    return { exitCode: done.code, files, boot: guest.boot };
   } finally {
     options.signal?.removeEventListener("abort", abort);
-    qemu.kill();
-    await qemu.exited;
+    await guest.kill();
   }
 }
 

@@ -71,7 +71,7 @@ eval "set -- $LINE"
 MODS=$1; shift
 [ -n "$MODS" ] && printf '#!/bin/busybox sh\nexec /bin/busybox chroot %s /sbin/modprobe -d %s "$@"\n' $R "'$MODS'" > /sbin/modprobe && chmod 755 /sbin/modprobe
 chroot $R /sbin/ip link set lo up 2>/dev/null
-chroot $R /usr/bin/env -i "$@" </dev/null >&3 2>$ERR
+chroot $R /usr/bin/env -i "$@" <&3 >&3 2>$ERR
 RC=$?
 (cd $R${GUEST_OUT} && tar -cf /tmp/out.tar .)
 echo "${MARK.exit} $RC $(wc -c < /tmp/out.tar)" >&3
