@@ -118,6 +118,16 @@ export interface RetransmissionDeath {
   /** The timer durations that chain to the error: what the timer wheel rounds. */
   readonly intervals: readonly number[];
   readonly why: string;
+  /**
+   * The error one firing sooner, where the timer wheel may decide it: a firing whose nominal time
+   * since the start falls short of the limit by less than the rounding the timers since the start
+   * may add (each fires up to its level's granularity late, never early) may find the limit reached.
+   */
+  readonly early?: {
+    readonly deathMs: number;
+    readonly retransmissions: number;
+    readonly intervals: readonly number[];
+  };
 }
 
 /**
@@ -153,6 +163,8 @@ export function retransmissionDeath(opts: {
   const limit = user ?? modelTimeoutMs(opts.retries2, TCP_RTO_MIN_MS, rtoMax);
   let at = start;
   let rto = Math.min(opts.rtoMs * 2, rtoMax);
+  let slack = 0;
+  let early: RetransmissionDeath["early"];
   for (;;) {
     const next = at + rto;
     if (user !== undefined && next - start >= limit) {
@@ -161,7 +173,10 @@ export function retransmissionDeath(opts: {
     }
     schedule.push(next);
     at = next;
+    slack += wheelGranularityMs(rto);
     if (at - start >= limit) break;
+    if (early === undefined && user === undefined && at - start + slack >= limit)
+      early = { deathMs: at, retransmissions: schedule.length - 1, intervals: chainDelays(schedule, at) };
     rto = Math.min(rto * 2, rtoMax);
   }
   const deathMs = schedule[schedule.length - 1] as number;
@@ -173,6 +188,7 @@ export function retransmissionDeath(opts: {
     deathMs,
     intervals: chainDelays(schedule, deathMs),
     retransmissions: schedule.length - 1,
+    ...(early ? { early } : {}),
     limitMs: limit,
     startMs: start,
     schedule,
@@ -181,6 +197,22 @@ export function retransmissionDeath(opts: {
       .map((x) => Math.round(x))
       .join(", ")} ms, error at ${Math.round(deathMs)} ms`,
   };
+}
+
+/**
+ * The branch of a retransmission death the kernel took, told by how many retransmissions it made:
+ * the one-firing-sooner error where the timer wheel's rounding allows it, else the nominal one.
+ */
+export function deathTaken(
+  d: RetransmissionDeath,
+  retransmissions: number,
+): { deathMs: number; retransmissions: number; intervals: readonly number[]; why: string } {
+  if (d.early && retransmissions === d.early.retransmissions)
+    return {
+      ...d.early,
+      why: `${d.why}; the timer wheel's rounding (up to a granularity per timer, never early) took the firing at ${Math.round(d.early.deathMs)} ms past the limit`,
+    };
+  return d;
 }
 
 /** Idle connection to a dead peer with keepalive: probes at idle, idle+intvl, ...; the error after cnt unanswered. */

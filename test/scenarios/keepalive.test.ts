@@ -26,7 +26,7 @@ t.equal(observed("keepalive probes before giving up (TCP_INFO probes)"), "3", "c
 t.equal(observed("probes with TCP_USER_TIMEOUT=500 ms"), "1", "a short user timeout still waits for one probe");
 t.equal(observed("probes with TCP_USER_TIMEOUT=5500 ms (past TCP_KEEPCNT=3)"), "5", "a long one probes past cnt");
 t.equal(observed("keepalive probes on the busy socket"), "0", "data in flight: no keepalive probe");
-t.equal(observed("retransmissions on the busy socket"), "5");
+t.ok(["4", "5"].includes(observed("retransmissions on the busy socket") ?? ""), "5, or 4 where the wheel decides");
 t.ok(ms("busy death by tcp_retries2=3, not keepalive") > ms("idle death by keepalive 1 s + 1 s x 3") + 1500);
 t.equal(observed("state of the idle socket without SO_KEEPALIVE"), "ESTABLISHED");
 t.equal(ms("keepalive death with default sysctls (model)"), 7_875_000, "7200 s + 75 s x 9");
