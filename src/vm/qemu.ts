@@ -15,9 +15,10 @@ export interface Channel {
 
 /** How a VM is made. */
 export interface QemuOptions {
-  readonly image: string;
-  readonly initrd: string;
-  readonly append: string;
+  /** The kernel; none boots the firmware alone. */
+  readonly image?: string;
+  readonly initrd?: string;
+  readonly append?: string;
   readonly accel: "kvm" | "tcg";
   readonly memoryMiB: number;
   readonly cpus: number;
@@ -84,16 +85,21 @@ export class Qemu {
       "-display",
       "none",
       "-no-reboot",
-      "-kernel",
-      options.image,
-      "-initrd",
-      options.initrd,
-      "-append",
-      options.append,
+      // Without an image the firmware runs alone: enough for what QMP does to a machine.
+      ...(options.image
+        ? [
+            "-kernel",
+            options.image,
+            "-initrd",
+            options.initrd ?? "",
+            "-append",
+            options.append ?? "",
+            "-virtfs",
+            "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+          ]
+        : []),
       "-serial",
       "stdio",
-      "-virtfs",
-      "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
       "-device",
       "virtio-serial-pci",
     ];
