@@ -67,8 +67,9 @@ export const KERNEL_CONFIG: ReadonlyArray<readonly [string, string]> = [
   ["CONFIG_SERIAL_8250_CONSOLE", "the boot log on ttyS0"],
 ];
 
-// What the guest must load before it can mount the host's root and talk to sockprobe.
-export const BOOT_MODULES = ["virtio_pci", "virtio_console", "9pnet_virtio", "9p"] as const;
+// What the guest must load before it can mount the host's root and talk to sockprobe, and its NIC
+// (udev would load that on a distro; the guest has none).
+export const BOOT_MODULES = ["virtio_pci", "virtio_console", "9pnet_virtio", "9p", "virtio_net"] as const;
 
 const SERIES = /^\d+\.\d+$/;
 
