@@ -1,8 +1,10 @@
 // The agent: runs inside a host (a namespace, a VM, a Vagrant box) and makes the socket calls a lab
 // far away asks for, one JSON line in, one JSON line out. Every request runs at once, so a long
 // wait never holds back the calls behind it; answers go out as they finish, in any order.
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
 import type { Readable, Writable } from "node:stream";
+import { run } from "../proc/exec.js";
 import { hostCall, SOCKET_METHODS, type SocketMethod } from "../sys/methods.js";
 import { type Netns, Socket } from "../sys/socket.js";
 import {
@@ -162,6 +164,22 @@ export function runAgent(input: Readable, output: Writable, options: AgentOption
         return closeAll();
       case "exit":
         return true;
+      // Host-side evidence, in the agent's own namespace (a VM's, or the namespace it was started in).
+      case "run": {
+        const r = await run(req.argv as string[], {
+          allowFail: true,
+          ...(typeof req.input === "string" ? { input: req.input } : {}),
+          ...(typeof req.timeoutMs === "number" ? { timeoutMs: req.timeoutMs } : {}),
+        });
+        return { code: r.code, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+      }
+      case "readFile":
+        return readFileSync(String(req.path), "utf8");
+      case "writeFile":
+        writeFileSync(String(req.path), String(req.data));
+        return true;
+      case "readdir":
+        return readdirSync(String(req.path));
       default:
         throw new TypeError(`unknown op ${JSON.stringify(req.op)}; ops are ${OPS.join(", ")}`);
     }

@@ -52,11 +52,74 @@ export interface ExitRequest {
   readonly op: "exit";
 }
 
+/**
+ * Runs a program on the host (ss, ip, tracefs readers) and answers its exit and output: the host-side
+ * evidence a lab cannot read from afar. The lab interprets what comes back; the agent only runs it.
+ */
+export interface RunRequest {
+  readonly id: RequestId;
+  readonly op: "run";
+  readonly argv: readonly string[];
+  readonly input?: string;
+  readonly timeoutMs?: number;
+}
+
+/** Reads a file of the host (a sysctl under /proc/sys, a tracepoint's format) as text. */
+export interface ReadFileRequest {
+  readonly id: RequestId;
+  readonly op: "readFile";
+  readonly path: string;
+}
+
+/** Writes a file of the host (a sysctl): the kernel's refusal comes back as the errno. */
+export interface WriteFileRequest {
+  readonly id: RequestId;
+  readonly op: "writeFile";
+  readonly path: string;
+  readonly data: string;
+}
+
+/** Lists a directory of the host (the sysctls under /proc/sys/net/ipv4). */
+export interface ReaddirRequest {
+  readonly id: RequestId;
+  readonly op: "readdir";
+  readonly path: string;
+}
+
+/** What `run` answers. */
+export interface RunResult {
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
 /** Every request a lab may send. */
-export type Request = HelloRequest | SocketRequest | CallRequest | AbortRequest | CloseAllRequest | ExitRequest;
+export type Request =
+  | HelloRequest
+  | SocketRequest
+  | CallRequest
+  | AbortRequest
+  | CloseAllRequest
+  | ExitRequest
+  | RunRequest
+  | ReadFileRequest
+  | WriteFileRequest
+  | ReaddirRequest;
 
 /** The op names, for the error that answers an unknown one. */
-export const OPS = ["hello", "socket", "call", "abort", "closeAll", "exit"] as const satisfies readonly Request["op"][];
+export const OPS = [
+  "hello",
+  "socket",
+  "call",
+  "abort",
+  "closeAll",
+  "exit",
+  "run",
+  "readFile",
+  "writeFile",
+  "readdir",
+] as const satisfies readonly Request["op"][];
 
 /** One answer; `id` is null when the request line could not be read far enough to find its id. */
 export type Response =

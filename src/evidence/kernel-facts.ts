@@ -21,28 +21,38 @@ export function formatFields(format: string): string[] {
   return [...format.matchAll(/field:[^;]*?\b(\w+)(\[[^\]]*\])?;/g)].map((m) => m[1] as string);
 }
 
-function list(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
+/** How facts are read: this machine's files, or a host's through its agent. */
+export interface FactsReader {
+  readonly release: string;
+  readdir(path: string): Promise<string[]>;
+  readFile(path: string): Promise<string>;
 }
 
-/** Facts of this process's kernel. Sysctls under net.* exist alike in every network namespace. */
-export function localKernelFacts(): KernelFacts {
+const orNothing = async <T>(p: Promise<T>, nothing: T): Promise<T> => p.catch(() => nothing);
+
+/** Facts of the kernel `io` reads from. Sysctls under net.* exist alike in every network namespace. */
+export async function kernelFactsFrom(io: FactsReader): Promise<KernelFacts> {
   const sysctls = new Set<string>();
-  for (const group of ["ipv4", "core"])
-    for (const k of list(`/proc/sys/net/${group}`)) sysctls.add(`net.${group}.${k}`);
+  for (const group of ["ipv4", "core"]) {
+    for (const k of await orNothing(io.readdir(`/proc/sys/net/${group}`), [])) sysctls.add(`net.${group}.${k}`);
+  }
   const fields = new Map<string, readonly string[]>();
   for (const root of TRACEFS) {
     const dir = join(root, "events", "tcp");
-    for (const event of list(dir)) {
-      try {
-        fields.set(`tcp/${event}`, formatFields(readFileSync(join(dir, event, "format"), "utf8")));
-      } catch {}
+    for (const event of await orNothing(io.readdir(dir), [])) {
+      const format = await orNothing(io.readFile(join(dir, event, "format")), undefined);
+      if (format !== undefined) fields.set(`tcp/${event}`, formatFields(format));
     }
     if (fields.size) break;
   }
-  return { release: release(), sysctls, tracepointFields: fields };
+  return { release: io.release, sysctls, tracepointFields: fields };
+}
+
+/** Facts of this process's kernel. */
+export function localKernelFacts(): Promise<KernelFacts> {
+  return kernelFactsFrom({
+    release: release(),
+    readdir: async (p) => readdirSync(p),
+    readFile: async (p) => readFileSync(p, "utf8"),
+  });
 }

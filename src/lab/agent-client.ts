@@ -14,6 +14,7 @@ import {
   lineSplitter,
   PROTOCOL_VERSION,
   type Request,
+  type RunResult,
   type SignalRef,
   type SocketRef,
   type Wire,
@@ -299,6 +300,26 @@ export class AgentClient {
       this.#recordError(t0, "socket", args, e);
       throw e;
     }
+  }
+
+  /** Runs a program on the agent's host; its exit and output, whatever the exit. */
+  async run(argv: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+    return (await this.#request({ op: "run", argv, ...options })) as unknown as RunResult;
+  }
+
+  /** A file of the agent's host, as text; a missing one rejects with ENOENT. */
+  async readFile(path: string): Promise<string> {
+    return (await this.#request({ op: "readFile", path })) as string;
+  }
+
+  /** Writes a file of the agent's host (a sysctl); the kernel's refusal rejects with its errno. */
+  async writeFile(path: string, data: string): Promise<void> {
+    await this.#request({ op: "writeFile", path, data });
+  }
+
+  /** A directory's entries on the agent's host. */
+  async readdir(path: string): Promise<string[]> {
+    return (await this.#request({ op: "readdir", path })) as string[];
   }
 
   /** Closes every socket the agent holds, and says how many were open. */
