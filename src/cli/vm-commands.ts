@@ -10,7 +10,6 @@ import { runOnKernel } from "../runner/on-kernel.js";
 import { checkOutputDirectory, checkOutputFile } from "../runner/outputs.js";
 import type { Report, ReportScenario } from "../runner/report.js";
 import { findScenario, SCENARIOS } from "../scenarios/index.js";
-import { chooseAccel } from "../vm/accel.js";
 import { cachedKernels, KERNEL_CONFIG, type Kernel, kernelLabel, resolveKernel } from "../vm/kernels.js";
 import { qemuBinary } from "../vm/qemu.js";
 
@@ -160,8 +159,6 @@ export async function matrixCommand(
     // Every kernel is resolved (fetched) before anything runs: a bad name fails at once.
     const kernels: Kernel[] = [];
     for (const spec of kernelSpecs) kernels.push(await resolveKernel(spec, { log: (l) => console.error(l) }));
-    const accel = kernels.length ? await chooseAccel() : undefined;
-    const guestJobs = jobs ?? (accel?.accel === "tcg" ? 1 : undefined);
     runs = [];
     const all = names.length ? names : SCENARIOS.map((s) => s.name);
     const columns: Array<{ label: string; go: (only: readonly string[]) => Promise<Report> }> = [];
@@ -174,7 +171,7 @@ export async function matrixCommand(
           const r = await runOnKernel({
             kernel: k,
             scenarios: only,
-            ...(guestJobs ? { jobs: guestJobs } : {}),
+            ...(jobs ? { jobs } : {}),
             onStderr: (l) => console.error(`[${kernelLabel(k)}] ${l}`),
           });
           if (!r.report) throw new Error(`${k.release}: the guest wrote no report (exit ${r.exitCode})`);

@@ -3,6 +3,7 @@
 // with how the guest booted added to the report.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { chooseAccel } from "../vm/accel.js";
 import { type BootInfo, GUEST_OUT, runInGuest } from "../vm/guest-run.js";
 import { type Kernel, resolveKernel } from "../vm/kernels.js";
 import type { Report } from "./report.js";
@@ -67,7 +68,8 @@ export async function runOnKernel(o: KernelRunOptions): Promise<KernelRunResult>
   const args = [
     "run",
     ...o.scenarios,
-    ...(o.jobs ? ["--jobs", String(o.jobs)] : []),
+    // Under TCG the guest's own work is slow and its scenarios would starve each other's timers.
+    ...(o.jobs ? ["--jobs", String(o.jobs)] : (await chooseAccel()).accel === "tcg" ? ["--jobs", "1"] : []),
     ...(o.trace === false ? ["--no-trace"] : []),
     ...(o.agent ? ["--agent"] : []),
     "--json",

@@ -8,6 +8,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   renameSync,
   rmSync,
   statSync,
@@ -120,6 +121,9 @@ export async function initramfsFor(kernel: Kernel): Promise<string> {
     }
     await run(["sh", "-c", 'cd "$0" && find . | cpio -o -H newc --quiet > "$1"', tree, join(work, "out.cpio")]);
     renameSync(join(work, "out.cpio"), file);
+    // Older builds for this kernel (another init, other modules) are never used again.
+    for (const f of readdirSync(dir))
+      if (f.startsWith(`${kernel.release}-`) && f !== basename(file)) rmSync(join(dir, f), { force: true });
     return file;
   } finally {
     rmSync(work, { recursive: true, force: true });
