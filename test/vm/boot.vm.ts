@@ -1,33 +1,19 @@
 // Booting kernels under test: a guest that comes up and runs a command on its own kernel, and every
 // way a boot can fail, each a clear error found within a bound, with nothing left behind.
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import t from "tap";
 import { runInGuest } from "../../src/vm/guest-run.js";
 import { initramfsFor } from "../../src/vm/initramfs.js";
 import { resolveKernel } from "../../src/vm/kernels.js";
-import { waitUntil } from "../helpers/wait.js";
+import { comm, descendants } from "../helpers/leaks.js";
 
 t.setTimeout(15 * 60_000);
 
-// QEMU processes whose parent is `pid` (setpriv execs QEMU in place).
-function qemuChildrenOf(pid: number): number[] {
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-        return ppid === pid && readFileSync(`/proc/${d}/comm`, "utf8").startsWith("qemu-system");
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+// QEMU processes started by `pid`.
+const qemuChildrenOf = (pid: number) => descendants(pid).filter((p) => comm(p).startsWith("qemu-system"));
 
 t.test("a guest runs a command on its own kernel and reports how it booted", async (t) => {
   const kernel = await resolveKernel("6.12");
@@ -84,38 +70,4 @@ t.test("a kernel that panics at boot is an error naming the panic", async (t) =>
     message: /did not boot: the kernel panicked: Kernel panic - not syncing: /,
   });
   t.same(qemuChildrenOf(process.pid), []);
-});
-
-t.test("kill -9 mid-boot leaves no QEMU", async (t) => {
-  const child = spawn(
-    process.execPath,
-    ["--import=tsx", fileURLToPath(new URL("../fixtures/guest-child.ts", import.meta.url)), "6.12"],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  const pid = child.pid as number;
-  const qemu = await waitUntil(
-    "QEMU started by the child",
-    () => qemuChildrenOf(pid),
-    (q) => q.length === 1,
-    60_000,
-    50,
-  );
-  child.kill("SIGKILL");
-  await waitUntil(
-    "QEMU gone after its parent's kill -9",
-    () =>
-      qemu.filter((p) => {
-        try {
-          return !readFileSync(`/proc/${p}/stat`, "utf8").includes(") Z ");
-        } catch {
-          return false;
-        }
-      }),
-    (left) => left.length === 0,
-    10_000,
-    20,
-  );
-  t.pass("QEMU died with its parent (PR_SET_PDEATHSIG)");
 });
