@@ -5,6 +5,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Parser } from "tar";
 import { chooseAccel } from "./accel.js";
 import { GUEST_OUT, initramfsFor, MARK, PORTS } from "./initramfs.js";
 import { type Kernel, KernelError } from "./kernels.js";
@@ -83,25 +84,23 @@ export function shellWord(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Reads a ustar/GNU tar (as busybox writes it) into a map of relative path to bytes. */
-export function parseTar(buf: Buffer): Map<string, Buffer> {
+/** Reads the tar the guest sends (busybox's) into a map of relative path to bytes: node-tar's parser. */
+export async function parseTar(buf: Buffer): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
-  let off = 0;
-  let longName: string | undefined;
-  const str = (b: Buffer) => b.toString("utf8").replace(/\0.*$/s, "");
-  while (off + 512 <= buf.length) {
-    const h = buf.subarray(off, off + 512);
-    if (h.every((x) => x === 0)) break;
-    const size = Number.parseInt(str(h.subarray(124, 136)).trim() || "0", 8);
-    const type = String.fromCharCode(h[156] ?? 0);
-    const prefix = str(h.subarray(345, 500));
-    const name = longName ?? (prefix ? `${prefix}/${str(h.subarray(0, 100))}` : str(h.subarray(0, 100)));
-    const body = buf.subarray(off + 512, off + 512 + size);
-    longName = undefined;
-    if (type === "L") longName = str(body);
-    else if (type === "0" || type === "\0") files.set(name.replace(/^\.\//, ""), Buffer.from(body));
-    off += 512 + Math.ceil(size / 512) * 512;
-  }
+  const parser = new Parser({
+    onReadEntry: (entry) => {
+      const chunks: Buffer[] = [];
+      entry.on("data", (c: Buffer) => chunks.push(c));
+      entry.on("end", () => {
+        if (entry.type === "File") files.set(entry.path.replace(/^\.\//, ""), Buffer.concat(chunks));
+      });
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    parser.on("end", resolve);
+    parser.on("error", reject);
+    parser.end(buf);
+  });
   return files;
 }
 
@@ -359,7 +358,7 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
     );
     if (errPartial) options.onStderr?.(errPartial);
     const done = exit as { code: number; size: number };
-    const files = parseTar(buf.subarray(0, done.size));
+    const files = await parseTar(buf.subarray(0, done.size));
     guest.job.write("ok\n");
     const timer = setTimeout(() => qemu.kill(), 30_000);
     await qemu.exited;

@@ -1,11 +1,12 @@
 // `run --kernel`, `kernels` and `matrix` as a user meets them: bad input is one line and exit 2, a
 // kill -9 mid-boot leaves no QEMU and no file of ours.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
+import { readReport } from "../../src/report/schema.js";
 import { cacheDir } from "../../src/vm/cache.js";
 import { alive, comm, descendants } from "../helpers/leaks.js";
 import { waitUntil } from "../helpers/wait.js";
@@ -108,4 +109,40 @@ t.test("kill -9 of a matrix run mid-boot leaves no QEMU and no file of ours", as
     [],
     "no temporary file or directory of ours is left",
   );
+});
+
+t.test("run --kernel writes the guest's report, JUnit and pcaps where the user asked", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "sockprobe-test-kernel-run-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const r = cli([
+    "run",
+    "--kernel",
+    "6.12",
+    "normal-teardown",
+    "--json",
+    join(dir, "r.json"),
+    "--junit",
+    join(dir, "r.xml"),
+    "--evidence",
+    join(dir, "ev"),
+  ]);
+  t.equal(r.status, 0, r.stderr);
+  t.match(
+    r.stderr,
+    /^running 1 scenario on Linux 6\.12\.\d+\S*-amd64, netns backend$/m,
+    "the guest's progress, streamed",
+  );
+  t.match(r.stdout, /^kernel 6\.12\.\S+ booted in [\d.]+ s under (KVM|TCG) \(.+\); QEMU \d/m);
+  const report = readReport(join(dir, "r.json"));
+  t.match(report.kernel.release, /^6\.12\./, "the report's kernel is the guest's");
+  t.equal(report.boot?.kernel.spec, "6.12");
+  const s = report.scenarios[0];
+  t.equal(s?.verdict, "pass");
+  t.ok((s?.evidence.packets.length ?? 0) > 0, "the ladder has its packets");
+  t.ok(s?.evidence.pcapFiles.length, "pcap files are listed");
+  for (const f of s?.evidence.pcapFiles ?? []) {
+    t.ok(f.startsWith(join(dir, "ev", "normal-teardown")), `${f} is under --evidence`);
+    t.ok(existsSync(f), `${f} came back from the guest`);
+  }
+  t.match(readFileSync(join(dir, "r.xml"), "utf8"), /<testsuite name="sockprobe 6\.12\./);
 });
