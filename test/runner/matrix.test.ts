@@ -144,3 +144,25 @@ t.test("matrix --from builds the table, matrix.json and page from reports made e
   t.match(lines.join("\n"), /peer-power-off +pass +fail/);
   t.match(readFileSync(join(dir, "m.html"), "utf8"), /<td class="fail"/);
 });
+
+t.test("two kernels that meet the same timing expectation do not differ, however far apart within it", async (t) => {
+  const timed = (observedMs: number) => (s: Record<string, unknown>) => {
+    const c = (s.checks as Array<Check & { timing?: unknown }>)[1] as Check & { timing?: unknown };
+    c.timing = { expectedMs: 6650, observedMs, toleranceMs: 450 };
+    c.expected = "6.65 s ± 450 ms";
+    (s.observations as Record<string, unknown>)[c.label] = { value: observedMs, unit: "ms", toleranceMs: 450 };
+  };
+  const m = buildMatrix([run("a", kernel("6.1.0-56-amd64", timed(6300))), run("b", kernel("6.12.1", timed(7000)))]);
+  t.same(m.differences, [], "700 ms apart, each within 450 ms of the same expectation");
+  const n = buildMatrix([
+    run("a", kernel("6.1.0-56-amd64", timed(6300))),
+    run(
+      "b",
+      kernel("6.12.1", (s) => {
+        timed(7300)(s);
+        ((s.checks as Check[])[1] as Check).pass = false;
+      }),
+    ),
+  ]);
+  t.equal(n.differences.filter((d) => d.kind === "check").length, 1, "one kernel outside it: a difference");
+});
