@@ -95,6 +95,35 @@ export function nextAttemptAfter(scheduleMs: readonly number[], freedAtMs: numbe
 }
 
 /**
+ * The attempts that may be the first after a moment known only to lie between fromMs and toMs, when
+ * each attempt may come up to lateMs(t) after its nominal time t (timers never fire early): every
+ * nominal attempt that may land after fromMs, up to the first that is after toMs for certain. The
+ * kernel took one of them; which one, the connection's own time says.
+ */
+export function nextAttemptCandidates(
+  scheduleMs: readonly number[],
+  fromMs: number,
+  toMs: number,
+  lateMs: (t: number) => number,
+): number[] {
+  const out: number[] = [];
+  for (const t of scheduleMs) {
+    if (t + lateMs(t) <= fromMs) continue;
+    out.push(t);
+    if (t >= toMs) break;
+  }
+  return out;
+}
+
+/** Of the candidates, the one nearest what was observed. */
+export function nearest(candidates: readonly number[], observedMs: number): number | undefined {
+  return candidates.reduce<number | undefined>(
+    (best, t) => (best === undefined || Math.abs(t - observedMs) < Math.abs(best - observedMs) ? t : best),
+    undefined,
+  );
+}
+
+/**
  * What a full accept queue does to a connection (tcp_conn_request, tcp_check_req):
  * - a SYN is dropped whatever tcp_abort_on_overflow says: the client stays SYN_SENT and retransmits;
  * - a final ACK (or data) for a request made while there was room is ignored with 0 (the request

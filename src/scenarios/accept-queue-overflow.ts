@@ -3,7 +3,13 @@
 import type { SocketRow } from "../evidence/socket-table.js";
 import type { Host, HostSocket } from "../lab/host.js";
 import { AFTER_RST, reventsText } from "../model/close.js";
-import { nextAttemptAfter, overflowOutcome, synAckRetransmissions, synRetransmissions } from "../model/queues.js";
+import {
+  nearest,
+  nextAttemptCandidates,
+  overflowOutcome,
+  synAckRetransmissions,
+  synRetransmissions,
+} from "../model/queues.js";
 import { acceptQueueCapacity, chainDelays, DEFAULTS, humanMs, timerChainExpectation } from "../model/tcp.js";
 import { POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
 import type { Scenario, ScenarioContext } from "./scenario.js";
@@ -39,6 +45,24 @@ async function tryConnect(ctx: ScenarioContext, host: Host, address: string, bou
   }
   const r = await sock.poll(POLLOUT, boundMs);
   return { sock, startUs, completed: !r.timedOut };
+}
+
+/**
+ * The first retransmission after a moment known to lie between fromMs and toMs (an accept() freeing
+ * a slot, a firewall lifted): where a retransmission's timer may fire either side of that bracket
+ * (the wheel's rounding, never early), it or the next one; the one nearest the observed time.
+ */
+function firstAfter(
+  s: { retransmitAtMs: readonly number[]; dropAtMs: number },
+  fromMs: number,
+  toMs: number,
+  observedMs: number,
+): number {
+  const late = (t: number) => {
+    const e = timerChainExpectation(chainDelays(s.retransmitAtMs, t), "");
+    return e.ms - t + e.toleranceMs;
+  };
+  return nearest(nextAttemptCandidates(s.retransmitAtMs, fromMs, toMs, late), observedMs) ?? s.dropAtMs;
 }
 
 /** Runs nft inside a host's namespace (its own firewall) and fails loudly if nft does. */
@@ -219,9 +243,10 @@ export const scenario: Scenario = {
       const retransmitted = await firstRetransmission(y.sock, synSchedule.retransmitAtMs[1] ?? 3000);
       const acceptMs = since(y.startUs);
       await lk.accept();
+      const acceptedMs = since(y.startUs);
       const done = await y.sock.poll(POLLOUT, 4000);
       const doneMs = (ctx.pollDoneUs(done) - y.startUs) / 1000;
-      return { retransmitted, acceptMs, doneMs, completed: !done.timedOut };
+      return { retransmitted, acceptMs, acceptedMs, doneMs, completed: !done.timedOut };
     })();
 
     const onZapp = (async () => {
@@ -233,6 +258,7 @@ export const scenario: Scenario = {
       const acceptMs = since(xZapp.startUs);
       const lz = listeners.get("zapp") as HostSocket;
       await lz.accept();
+      const acceptedMs = since(xZapp.startUs);
       // The queued connections are there at once; amy's arrives when its ACK does, which the poll times.
       for (;;) {
         const ready = await lz.poll(POLLIN, 4000);
@@ -240,7 +266,7 @@ export const scenario: Scenario = {
         const arrivedUs = ctx.pollDoneUs(ready);
         const s = await lz.accept();
         if ((await s.remoteAddress()).port === xZapp.port)
-          return { resent: resent !== undefined, acceptMs, doneMs: (arrivedUs - xZapp.startUs) / 1000 };
+          return { resent: resent !== undefined, acceptMs, acceptedMs, doneMs: (arrivedUs - xZapp.startUs) / 1000 };
       }
     })();
 
@@ -288,10 +314,7 @@ export const scenario: Scenario = {
     // The ACK that meets the queue answers the first SYN-ACK retransmission after the firewall was
     // lifted. The lift is known only between nft's start and its exit: where a retransmission falls in
     // between, it or the next one is the first, and the reset's time says which.
-    const afterLift = [liftFromUs, liftedUs].map(
-      (us) => nextAttemptAfter(synAck.retransmitAtMs, (us - xKif.startUs) / 1000) ?? synAck.dropAtMs,
-    );
-    const kifExpected = afterLift.reduce((a, b) => (Math.abs(a - k.ms) <= Math.abs(b - k.ms) ? a : b));
+    const kifExpected = firstAfter(synAck, (liftFromUs - xKif.startUs) / 1000, (liftedUs - xKif.startUs) / 1000, k.ms);
     ctx.expectTime(
       "amy's connection to kif reset (from its connect)",
       timerChainExpectation(
@@ -304,7 +327,12 @@ export const scenario: Scenario = {
 
     // kodos: the SYN-dropped client completes at its next retransmission after accept(), not at accept().
     ctx.expectEqual("the stuck client retransmitted its SYN before the accept", true, ko.retransmitted);
-    const yExpected = nextAttemptAfter(synSchedule.retransmitAtMs, ko.acceptMs) ?? synSchedule.failAtMs;
+    const yExpected = firstAfter(
+      { retransmitAtMs: synSchedule.retransmitAtMs, dropAtMs: synSchedule.failAtMs },
+      ko.acceptMs,
+      ko.acceptedMs,
+      ko.doneMs,
+    );
     ctx.expectEqual("the stuck client completed", true, ko.completed, { headline: true });
     ctx.observe("kodos accept() freed a slot at", Math.round(ko.acceptMs), "ms");
     ctx.expectTime(
@@ -322,7 +350,7 @@ export const scenario: Scenario = {
     if (overflowOutcome("final ACK", zappAbort) !== "ignored")
       throw new Error("zapp is meant to run with tcp_abort_on_overflow=0");
     ctx.expectEqual("zapp resent its SYN-ACK once before the accept", true, z.resent);
-    const zExpected = nextAttemptAfter(synAck.retransmitAtMs, z.acceptMs) ?? synAck.dropAtMs;
+    const zExpected = firstAfter(synAck, z.acceptMs, z.acceptedMs, z.doneMs);
     ctx.expectTime(
       "amy's connection reached zapp's accept queue (from its connect)",
       timerChainExpectation(

@@ -5,6 +5,8 @@ import {
   connectWithRangeInTimeWait,
   delackMaxMs,
   lingerCloseBlock,
+  nearest,
+  nextAttemptCandidates,
   nextWholeSecondMs,
   synRetransmissions,
   twReuseWindow,
@@ -61,3 +63,15 @@ t.test("the longest delayed ACK: 200 ms before 6.7, the minimum RTO less a jiffy
   t.equal(delackMaxMs(true, 20), 16);
   t.equal(lingerCloseBlock(1, true, delackMaxMs(true)).maxMs, 196);
 });
+
+t.test(
+  "the first retransmission after a bracketed moment: it or the next where a timer may land either side",
+  async (t) => {
+    const late = () => 60;
+    // An accept between 3049 and 3055 ms: the 3 s retransmission may fire up to 60 ms late, so it or the 4 s one.
+    t.same(nextAttemptCandidates([1000, 2000, 3000, 4000, 5000], 3049, 3055, late), [3000, 4000]);
+    t.equal(nearest([3000, 4000], 3070), 3000);
+    // Well clear of any retransmission: just the next one.
+    t.same(nextAttemptCandidates([1000, 2000, 3000, 4000, 5000], 3500, 3510, late), [4000]);
+  },
+);
