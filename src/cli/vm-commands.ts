@@ -10,6 +10,7 @@ import { runOnKernel } from "../runner/on-kernel.js";
 import { checkOutputDirectory, checkOutputFile } from "../runner/outputs.js";
 import type { Report, ReportScenario } from "../runner/report.js";
 import { findScenario, SCENARIOS } from "../scenarios/index.js";
+import { GuestDiedError } from "../vm/guest-run.js";
 import { cachedKernels, KERNEL_CONFIG, type Kernel, kernelLabel, resolveKernel } from "../vm/kernels.js";
 import { qemuBinary } from "../vm/qemu.js";
 
@@ -168,11 +169,19 @@ export async function matrixCommand(
       columns.push({
         label: kernelLabel(k),
         go: async (only) => {
-          const r = await runOnKernel({
-            kernel: k,
-            scenarios: only,
-            ...(jobs ? { jobs } : {}),
-            onStderr: (l) => console.error(`[${kernelLabel(k)}] ${l}`),
+          const once = () =>
+            runOnKernel({
+              kernel: k,
+              scenarios: only,
+              ...(jobs ? { jobs } : {}),
+              onStderr: (l) => console.error(`[${kernelLabel(k)}] ${l}`),
+            });
+          // A guest that dies under the suite (a TCG guest kernel has panicked here once in dozens of
+          // runs) is booted again once; a second death ends the matrix with the reason.
+          const r = await once().catch((e: Error) => {
+            if (!(e instanceof GuestDiedError)) throw e;
+            console.error(`[${kernelLabel(k)}] ${e.message}; booting it again`);
+            return once();
           });
           if (!r.report) throw new Error(`${k.release}: the guest wrote no report (exit ${r.exitCode})`);
           return r.report;

@@ -45,6 +45,10 @@ export interface GuestRunResult {
 export class BootError extends KernelError {}
 Object.defineProperty(BootError.prototype, "name", { value: "BootError" });
 
+/** A guest that booted and then died under its job (a panic, QEMU gone): a failed run, not bad input. */
+export class GuestDiedError extends Error {}
+Object.defineProperty(GuestDiedError.prototype, "name", { value: "GuestDiedError" });
+
 /** How the guest runs. */
 export interface GuestRunOptions extends BootOptions {
   /** sockprobe's arguments inside the guest; output paths go under `GUEST_OUT`. */
@@ -286,6 +290,7 @@ function waitFor(
   stream: Socket,
   what: string,
   signal?: AbortSignal,
+  booted = false,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const done = (e?: Error) => {
@@ -306,6 +311,7 @@ function waitFor(
     qemu.exited.then(() => {
       if (cond()) return done();
       if (signal?.aborted) done(signal.reason instanceof Error ? signal.reason : new Error("interrupted"));
+      else if (booted) done(new GuestDiedError(`${what}: the guest died: ${bootFailure(qemu.console, qemu.stderr)}`));
       else
         done(
           new BootError(
@@ -355,6 +361,7 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
       guest.job,
       `${options.kernel.release}: the job did not finish`,
       options.signal,
+      true,
     );
     if (errPartial) options.onStderr?.(errPartial);
     const done = exit as { code: number; size: number };

@@ -71,3 +71,13 @@ t.test("a kernel that panics at boot is an error naming the panic", async (t) =>
   });
   t.same(qemuChildrenOf(process.pid), []);
 });
+
+t.test("a guest that dies under its job is a run that failed, naming why", async (t) => {
+  const kernel = await resolveKernel("6.12");
+  await t.rejects(runInGuest({ kernel, args: [], command: ["/bin/sh", "-c", "echo c > /proc/sysrq-trigger"] }), {
+    name: "GuestDiedError",
+    message:
+      /the job did not finish: the guest died: the kernel panicked: Kernel panic - not syncing: sysrq triggered crash/,
+  });
+  t.same(qemuChildrenOf(process.pid), []);
+});
