@@ -161,16 +161,35 @@ export function buildMatrix(runs: readonly KernelRun[], baseline?: Readonly<Reco
       }
     }
   }
-  // A timing that every kernel met against the same expectation is one behavior measured twice,
-  // not a difference: two passing measurements may lie up to twice the tolerance apart. Its
-  // observation (expectTime records one under the same label) goes with it.
-  const sameTiming = (scenario: string, key: string): boolean => {
+  // What counts as a difference between kernels is a behavior, not run-to-run noise:
+  // - a check every kernel passed is no difference when the model expected the same everywhere, or
+  //   when its expectations differ only by what each run measured (its RTT, its RTO) with no kernel
+  //   rule or value telling the kernels apart; it stays, explained, when a rule does;
+  // - a duration observed without a tolerance is a measurement (the checks judge timings), and an
+  //   observation recorded beside a check that is no difference goes with it.
+  const modelDiffers = (scenario: string) =>
+    modelDifferences(
+      runs.map((r) => scenarioOf(r, scenario)),
+      labels,
+    ).length > 0;
+  const passedAlike = (scenario: string, key: string): boolean => {
     const checks = runs.map((r) => keyedChecks(scenarioOf(r, scenario)?.checks ?? []).get(key));
-    return checks.every((c) => c?.timing && c.pass && c.expected === checks[0]?.expected);
+    if (!checks.every((c) => c?.pass)) return false;
+    return checks.every((c) => c?.expected === checks[0]?.expected) || !modelDiffers(scenario);
   };
-  const rows = [...rowKeys.values()].filter(
-    ({ scenario, kind, key }) => kind === "verdict" || !sameTiming(scenario, key),
-  );
+  const measurement = (scenario: string, key: string): boolean =>
+    runs.every((r) => {
+      const o = scenarioOf(r, scenario)?.observations[key];
+      return o === undefined || (o.unit === "ms" && o.toleranceMs === undefined);
+    });
+  const rows = [...rowKeys.values()].filter(({ scenario, kind, key }) => {
+    if (kind === "check") return !passedAlike(scenario, key);
+    if (kind === "observation") {
+      const hasCheck = runs.some((r) => keyedChecks(scenarioOf(r, scenario)?.checks ?? []).has(key));
+      return !(hasCheck && passedAlike(scenario, key)) && !measurement(scenario, key);
+    }
+    return true;
+  });
   const differences: MatrixDifference[] = rows.map(({ scenario, kind, what, key }) => {
     const per = runs.map((r) => scenarioOf(r, scenario));
     const values: Record<string, string> = {};

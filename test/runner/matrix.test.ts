@@ -166,3 +166,17 @@ t.test("two kernels that meet the same timing expectation do not differ, however
   ]);
   t.equal(n.differences.filter((d) => d.kind === "check").length, 1, "one kernel outside it: a difference");
 });
+
+t.test("run-to-run noise is no difference: expectations from each run's own RTO, bare durations", async (t) => {
+  const own = (expectedMs: number, observedMs: number, fin: number) => (s: Record<string, unknown>) => {
+    const c = (s.checks as Array<Check & { timing?: unknown }>)[1] as Check & { timing?: unknown };
+    c.timing = { expectedMs, observedMs, toleranceMs: 450 };
+    c.expected = `${expectedMs} ms ± 450 ms`;
+    (s.observations as Record<string, unknown>)["kang's FIN acknowledged after"] = { value: fin, unit: "ms" };
+  };
+  const m = buildMatrix([
+    run("a", kernel("6.1.0-56-amd64", own(6650, 6500, 2))),
+    run("b", kernel("6.12.1", own(6700, 7000, 38))),
+  ]);
+  t.same(m.differences, [], "each kernel met its own run's expectation; a bare duration is a measurement");
+});
