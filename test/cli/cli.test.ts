@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
-import { alive, comm, descendants, heldNamespaces, namespacesHeldBy } from "../helpers/leaks.js";
+import { comm, descendants, expectGone, namespacesHeldBy } from "../helpers/leaks.js";
 import { runAsNobody } from "../helpers/nobody.js";
 import { waitUntil } from "../helpers/wait.js";
 
@@ -245,20 +245,7 @@ for (const [signal, code] of [
     }
     t.same(ended, [code, null], `exit code ${code} after ${Math.round(performance.now() - sent)} ms`);
     t.match(stderr, signal === "SIGINT" ? /sockprobe: interrupted/ : /sockprobe: terminated/);
-    const left = await waitUntil(
-      "every process of the run gone",
-      () => [...family, ...descendants(pid)].filter(alive),
-      (l) => l.length === 0,
-      5000,
-    );
-    t.same(left, [], `none of its ${family.length} processes remains`);
-    const still = await waitUntil(
-      "no namespace of the run held",
-      () => namespaces.filter((n) => heldNamespaces().has(n)),
-      (l) => l.length === 0,
-      5000,
-    );
-    t.same(still, [], `none of its ${namespaces.length} namespaces is held: the kernel has freed them`);
+    await expectGone(t, [...family, ...descendants(pid)], namespaces);
     t.equal(execFileSync("ip", ["-o", "link"], { encoding: "utf8" }), linksBefore, "no link left");
     t.equal(readFileSync("/proc/self/mounts", "utf8"), mountsBefore, "no mount left");
     t.same(

@@ -1,5 +1,7 @@
 // What a run may leave behind: processes, and network namespaces someone still holds.
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import type { Test } from "tap";
+import { waitUntil } from "./wait.js";
 
 /** Every process descended from `pid`, children first. */
 export function descendants(pid: number): number[] {
@@ -73,4 +75,22 @@ export function comm(pid: number): string {
   } catch {
     return "";
   }
+}
+
+/** Waits, bounded, until none of `processes` runs and none of `namespaces` is held; asserts both. */
+export async function expectGone(t: Test, processes: readonly number[], namespaces: readonly string[]): Promise<void> {
+  const left = await waitUntil(
+    "every process of the run gone",
+    () => processes.filter(alive),
+    (l) => l.length === 0,
+    5000,
+  );
+  t.same(left, [], `none of its ${processes.length} processes remains`);
+  const still = await waitUntil(
+    "no namespace of the run held",
+    () => namespaces.filter((n) => heldNamespaces().has(n)),
+    (l) => l.length === 0,
+    5000,
+  );
+  t.same(still, [], `none of its ${namespaces.length} namespaces is held: the kernel has freed them`);
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import t, { type Test } from "tap";
 import { TRACEFS_ROOTS } from "../../src/evidence/tracepoints.js";
 import { withLab } from "../helpers/lab.js";
-import { alive, descendants, heldNamespaces } from "../helpers/leaks.js";
+import { descendants, expectGone } from "../helpers/leaks.js";
 import { runAsNobody } from "../helpers/nobody.js";
 import { waitUntil } from "../helpers/wait.js";
 
@@ -34,20 +34,7 @@ async function runAndKill(t: Test, signal: NodeJS.Signals) {
   t.ok(names.filter((n) => n === "sleep").length >= 2, "and a program that forked");
   proc.kill(signal);
   await new Promise((r) => proc.once("exit", r));
-  const left = await waitUntil(
-    "every process of the run gone",
-    () => family.filter(alive),
-    (l) => l.length === 0,
-    5000,
-  );
-  t.same(left, [], `none of its ${family.length} processes remains`);
-  const still = await waitUntil(
-    "no namespace of the run held",
-    () => namespaces.filter((n) => heldNamespaces().has(n)),
-    (l) => l.length === 0,
-    5000,
-  );
-  t.same(still, [], "no namespace of it is held by anyone: the kernel has freed them");
+  await expectGone(t, family, namespaces);
   t.equal(
     execFileSync("ip", ["-o", "link"], { encoding: "utf8" }),
     linksBefore,
