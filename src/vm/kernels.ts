@@ -14,7 +14,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { run } from "../proc/exec.js";
 import { which } from "../proc/tools.js";
 import { kernelsDir } from "./cache.js";
@@ -277,4 +277,3 @@ export function kernelLabel(k: Pick<Kernel, "release" | "version">): string {
   return k.version ?? k.release;
 }
 
-export { basename, dirname };
