@@ -276,4 +276,3 @@ export async function moduleChain(kernel: Kernel, names: readonly string[]): Pro
 export function kernelLabel(k: Pick<Kernel, "release" | "version">): string {
   return k.version ?? k.release;
 }
-
