@@ -1,7 +1,7 @@
 // `sockprobe run --kernel K`: the same run, inside a guest booted on K. The guest writes its report
 // and evidence into its own tmpfs; they come back over the job channel and land where the user asked,
 // with how the guest booted added to the report.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { chooseAccel } from "../vm/accel.js";
 import { type BootInfo, GUEST_OUT, runInGuest } from "../vm/guest-run.js";
@@ -103,9 +103,4 @@ export async function runOnKernel(o: KernelRunOptions): Promise<KernelRunResult>
   const report = { ...relocate(JSON.parse(raw.toString("utf8")) as Report, evidence), boot: r.boot };
   if (o.json) writeFileSync(o.json, `${JSON.stringify(report, null, 2)}\n`);
   return { exitCode: r.exitCode, report, kernel };
-}
-
-/** Reads a report written by `run --json` (on any kernel). */
-export function readReportFile(path: string): Report {
-  return JSON.parse(readFileSync(path, "utf8")) as Report;
 }

@@ -160,6 +160,7 @@ export class Guest {
 
   private constructor(
     readonly qemu: Qemu,
+    readonly kernel: Kernel,
     readonly boot: BootInfo,
     readonly accel: "kvm" | "tcg",
   ) {}
@@ -214,6 +215,7 @@ export class Guest {
       job.off("data", onData);
       const guest = new Guest(
         qemu,
+        kernel,
         {
           qemu: qemuVersion(),
           accel: accel.accel,
@@ -261,9 +263,9 @@ export class Guest {
   }
 
   /** Runs `command` in the guest, in this process's working directory, with the modules of its kernel. */
-  start(command: readonly string[], kernel: Kernel, env: readonly string[] = []): void {
+  start(command: readonly string[], env: readonly string[] = []): void {
     const words = [
-      kernel.modulesRoot ?? "",
+      this.kernel.modulesRoot ?? "",
       ...guestEnv(this.accel),
       ...env,
       "/bin/sh",
@@ -353,7 +355,7 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
       }
     };
     guest.job.on("data", onData);
-    guest.start(options.command ?? [...sockprobeEntry(), ...options.args], options.kernel);
+    guest.start(options.command ?? [...sockprobeEntry(), ...options.args]);
     await waitFor(
       qemu,
       () => exit !== undefined && buf.length >= exit.size,

@@ -47,6 +47,7 @@ Object.defineProperty(KernelError.prototype, "name", { value: "KernelError" });
 export const KERNEL_CONFIG: ReadonlyArray<readonly [string, string]> = [
   ["CONFIG_VIRTIO_PCI", "the guest's devices"],
   ["CONFIG_VIRTIO_CONSOLE", "the channels to sockprobe (virtio-serial ports)"],
+  ["CONFIG_VIRTIO_NET", "a VM host's NIC"],
   ["CONFIG_NET_9P", "the host's root, shared read-only"],
   ["CONFIG_NET_9P_VIRTIO", "the host's root, shared read-only"],
   ["CONFIG_9P_FS", "the host's root, shared read-only"],
@@ -66,6 +67,15 @@ export const KERNEL_CONFIG: ReadonlyArray<readonly [string, string]> = [
   ["CONFIG_MAGIC_SYSRQ", "a guest panic on demand (sysrq c)"],
   ["CONFIG_SERIAL_8250_CONSOLE", "the boot log on ttyS0"],
 ];
+
+// The kernel options behind each boot module, for the error that names a missing one.
+const MODULE_CONFIG: Readonly<Record<string, readonly string[]>> = {
+  virtio_pci: ["CONFIG_VIRTIO_PCI"],
+  virtio_console: ["CONFIG_VIRTIO_CONSOLE"],
+  "9pnet_virtio": ["CONFIG_NET_9P", "CONFIG_NET_9P_VIRTIO"],
+  "9p": ["CONFIG_NET_9P", "CONFIG_NET_9P_VIRTIO", "CONFIG_9P_FS"],
+  virtio_net: ["CONFIG_VIRTIO_NET"],
+};
 
 // What the guest must load before it can mount the host's root and talk to sockprobe, and its NIC
 // (udev would load that on a distro; the guest has none).
@@ -250,12 +260,7 @@ export async function moduleChain(kernel: Kernel, names: readonly string[]): Pro
     });
     if (r.code !== 0) {
       throw new KernelError(
-        `kernel ${kernel.release} has no ${name} (neither built in nor among the modules in ${join(kernel.modulesRoot, "lib/modules", kernel.release)}); sockprobe needs ${KERNEL_CONFIG.filter(
-          ([, why]) =>
-            why.includes(name === "virtio_console" ? "channels" : name === "virtio_pci" ? "devices" : "root"),
-        )
-          .map(([k]) => k)
-          .join(", ")} (see \`sockprobe kernels --config\`)`,
+        `kernel ${kernel.release} has no ${name} (neither built in nor among the modules in ${join(kernel.modulesRoot, "lib/modules", kernel.release)}); sockprobe needs ${(MODULE_CONFIG[name] ?? [`the module ${name}`]).join(", ")} (see \`sockprobe kernels --config\`)`,
       );
     }
     for (const line of r.stdout.split("\n")) {

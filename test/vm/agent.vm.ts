@@ -14,7 +14,7 @@ t.test("an agent in a guest answers socket calls on the guest's kernel", async (
   const kernel = await resolveKernel("6.12");
   const guest = await Guest.boot({ kernel });
   t.teardown(() => guest.kill());
-  guest.start(agentCommand("kodos"), kernel);
+  guest.start(agentCommand("kodos"));
   const transcript = new Transcript();
   const client = new AgentClient(guest.job, guest.job, { host: "kodos", transcript });
   const hello = await client.hello();
@@ -39,7 +39,7 @@ t.test("the model's rules read from inside a guest: Debian's 6.1 against this ma
   const kernel = await resolveKernel("6.1");
   const guest = await Guest.boot({ kernel, memoryMiB: 1024 });
   t.teardown(() => guest.kill());
-  guest.start(agentCommand("kang"), kernel);
+  guest.start(agentCommand("kang"));
   const client = new AgentClient(guest.job, guest.job, { host: "kang" });
   const { kernel: release } = await client.hello();
   t.equal(release, kernel.release);

@@ -45,16 +45,13 @@ t.test("two guests talk TCP through taps on a bridge in a namespace of ours", as
   });
   const clients = guests.map((g, i) => {
     const h = hosts[i] as (typeof hosts)[number];
-    g.start(
-      [
-        "/bin/sh",
-        "-c",
-        `ip link set eth0 address ${h.mac} up && ip addr add ${h.ipv4}/${h.prefix4} dev eth0 && exec "$@"`,
-        "sh",
-        ...agentCommand(h.name),
-      ],
-      kernel,
-    );
+    g.start([
+      "/bin/sh",
+      "-c",
+      `ip link set eth0 address ${h.mac} up && ip addr add ${h.ipv4}/${h.prefix4} dev eth0 && exec "$@"`,
+      "sh",
+      ...agentCommand(h.name),
+    ]);
     return new AgentClient(g.job, g.job, { host: h.name });
   });
   const [kang, kodos] = clients as [AgentClient, AgentClient];
