@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
 import type { Readable, Writable } from "node:stream";
+import { startTraceStream, type TraceStream, tracefsStatus } from "../evidence/tracepoints.js";
 import { run } from "../proc/exec.js";
 import { hostCall, SOCKET_METHODS, type SocketMethod } from "../sys/methods.js";
 import { type Netns, Socket } from "../sys/socket.js";
@@ -51,6 +52,7 @@ export function runAgent(input: Readable, output: Writable, options: AgentOption
   const signals = new Map<number, AbortController>();
   const inflight = new Set<Promise<void>>();
   let nextSock = 1;
+  let trace: TraceStream | undefined;
   let outputOpen = true;
   let finishing: Promise<void> | undefined;
   let resolveDone: () => void = () => {};
@@ -180,8 +182,36 @@ export function runAgent(input: Readable, output: Writable, options: AgentOption
         return true;
       case "readdir":
         return readdirSync(String(req.path));
+      case "clock":
+        return String(process.hrtime.bigint());
+      case "trace":
+        return traceOp(req.action);
       default:
         throw new TypeError(`unknown op ${JSON.stringify(req.op)}; ops are ${OPS.join(", ")}`);
+    }
+  }
+
+  // The trace as the lab sees it: events with atNs as text (a bigint does not cross JSON).
+  async function traceOp(action: unknown): Promise<Wire> {
+    const wire = (events: readonly { atNs: bigint }[]) =>
+      events.map((e) => ({ ...e, atNs: String(e.atNs) })) as unknown as Wire;
+    switch (action) {
+      case "start": {
+        if (trace) return true;
+        const status = tracefsStatus();
+        if (!status.available) throw new Error(`no trace on host ${host}: ${status.reason ?? "tracefs unavailable"}`);
+        trace = await startTraceStream({ bufferKb: 4096 });
+        return true;
+      }
+      case "snapshot":
+        return wire(trace ? await trace.snapshot() : []);
+      case "stop": {
+        const t = trace;
+        trace = undefined;
+        return wire(t ? await t.stop() : []);
+      }
+      default:
+        throw new TypeError(`trace: action is start, snapshot or stop, not ${JSON.stringify(action)}`);
     }
   }
 
@@ -247,6 +277,8 @@ export function runAgent(input: Readable, output: Writable, options: AgentOption
       while (inflight.size > 0) await Promise.allSettled([...inflight]);
       closeAll(); // a call that finished meanwhile (an accept) may have opened one more
       for (const c of signals.values()) c.abort(new Error("agent exiting"));
+      await trace?.stop().catch(() => {});
+      trace = undefined;
       output.off("error", onOutputError);
       output.on("error", () => {});
       resolveDone();

@@ -5,7 +5,7 @@ import { StringDecoder } from "node:string_decoder";
 import { SysError, WaitTimeoutError } from "../sys/errors.js";
 
 /** Bumped whenever a line's meaning changes: a lab refuses an agent that speaks another version. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Matches a request to its answer; answers may come back in any order. */
 export type RequestId = number | string;
@@ -86,6 +86,22 @@ export interface ReaddirRequest {
   readonly path: string;
 }
 
+/** The host's CLOCK_MONOTONIC in ns, as a decimal string: a lab far away maps the host's evidence onto its own clock. */
+export interface ClockRequest {
+  readonly id: RequestId;
+  readonly op: "clock";
+}
+
+/**
+ * The host kernel's TCP tracepoints: `start` arms a trace read as it goes, `snapshot` answers every
+ * event so far, `stop` answers them and removes the trace. Events carry `atNs` as a decimal string.
+ */
+export interface TraceRequest {
+  readonly id: RequestId;
+  readonly op: "trace";
+  readonly action: "start" | "snapshot" | "stop";
+}
+
 /** What `run` answers. */
 export interface RunResult {
   readonly code: number | null;
@@ -105,7 +121,9 @@ export type Request =
   | RunRequest
   | ReadFileRequest
   | WriteFileRequest
-  | ReaddirRequest;
+  | ReaddirRequest
+  | ClockRequest
+  | TraceRequest;
 
 /** The op names, for the error that answers an unknown one. */
 export const OPS = [
@@ -119,6 +137,8 @@ export const OPS = [
   "readFile",
   "writeFile",
   "readdir",
+  "clock",
+  "trace",
 ] as const satisfies readonly Request["op"][];
 
 /** One answer; `id` is null when the request line could not be read far enough to find its id. */

@@ -25,13 +25,13 @@ import type { Scenario } from "../scenarios/scenario.js";
 const HELP = `sockprobe: what the Linux kernel really does to TCP connections when things go wrong
 
 usage:
-  sockprobe run [NAME...] [--kernel K [--modules DIR]] [--jobs N] [--json FILE]
-                [--junit FILE] [--evidence DIR] [--agent]
-                        run scenarios (all by default) in parallel labs on the netns
-                        backend and print what this kernel did; exit 0 when every
-                        verdict passes, 1 otherwise, 2 on bad usage
+  sockprobe run [NAME...] [--backend netns|qemu] [--kernel K [--modules DIR]]
+                [--jobs N] [--json FILE] [--junit FILE] [--evidence DIR] [--agent]
+                        run scenarios (all by default) in parallel labs and print what
+                        the kernel did; exit 0 when every verdict passes, 1 otherwise,
+                        2 on bad usage
   sockprobe list        name every scenario with its question and seed
-  sockprobe explain NAME
+  sockprobe explain NAME [--backend netns|qemu] [--kernel K]
                         run one scenario and tell its story: the question, what the
                         seed says, what this kernel did, the system calls of every
                         host on one clock, the packets and the TCP states
@@ -73,10 +73,15 @@ options for run:
   --no-trace            do not record TCP states from tracepoints
   --agent               reach each host's sockets through the JSON-lines agent, as the
                         VM backends do, instead of in-process
+  --backend B           netns (default): each host a network namespace on a bridge,
+                        all on one kernel; qemu: each host a QEMU VM booting --kernel,
+                        its NIC a tap on the lab's bridge, powered off, reset, paused
+                        and crashed through QMP (one scenario at a time by default)
   --kernel K            the kernel to run on: host (default, the running kernel), a
                         Debian series such as 6.1 or 6.12 (fetched once into
                         ~/.cache/sockprobe), or a kernel image (bzImage, vmlinuz), booted
-                        in QEMU with this machine's root shared read-only
+                        in QEMU with this machine's root shared read-only; on netns the
+                        whole lab runs inside that one guest, on qemu every host boots it
   --modules DIR         with --kernel PATH: its modules (DIR/lib/modules/RELEASE)
 `;
 
@@ -136,6 +141,21 @@ interface RunArgs {
   /** `host` (the default), a Debian series, or a kernel image to boot and run inside. */
   kernel: string;
   modules?: string;
+  backend: "netns" | "qemu";
+}
+
+/** The lab a run builds on the qemu backend, and what its report says of the kernel. */
+interface LabSetup {
+  readonly qemu: { readonly kernel: import("../vm/kernels.js").Kernel };
+  readonly release: string;
+  readonly version: string;
+  readonly describe: string;
+}
+
+function parseBackend(value: string | undefined): "netns" | "qemu" {
+  if (value === undefined || value === "netns" || value === "qemu") return value ?? "netns";
+  if (value === "vagrant") throw new UsageError("--backend vagrant is not built yet: use netns (the default) or qemu");
+  throw new UsageError(`unknown backend ${JSON.stringify(value)}: use netns (the default) or qemu`);
 }
 
 function parseRunArgs(args: string[]): RunArgs {
@@ -151,6 +171,7 @@ function parseRunArgs(args: string[]): RunArgs {
       agent: { type: "boolean" },
       kernel: { type: "string" },
       modules: { type: "string" },
+      backend: { type: "string" },
     },
   });
   const out: RunArgs = {
@@ -158,7 +179,10 @@ function parseRunArgs(args: string[]): RunArgs {
     trace: !values["no-trace"],
     agent: values.agent === true,
     kernel: values.kernel ?? "host",
+    backend: parseBackend(values.backend),
   };
+  if (out.backend === "qemu" && out.agent)
+    throw new UsageError("--agent is how the qemu backend always reaches its hosts: drop it");
   if (values.modules !== undefined) {
     if (out.kernel === "host")
       throw new UsageError("--modules goes with --kernel PATH: the modules of a kernel image to boot");
@@ -219,16 +243,19 @@ function progress(): Progress {
   };
 }
 
-async function run(a: RunArgs): Promise<number> {
-  const { scenarios, jobs } = a;
+async function run(a: RunArgs, setup?: LabSetup): Promise<number> {
+  const { scenarios } = a;
+  // VM hosts share two cores under TCG: one scenario at a time unless asked.
+  const jobs = a.jobs ?? (setup ? 1 : undefined);
   const started = performance.now();
   // The ladders are the point of a report: where one is written, packets are captured, into a
   // directory of our own removed at exit unless --evidence keeps them.
   const captureDir = a.evidence ?? (a.json || a.junit ? privateDirectory("sockprobe-run-") : undefined);
   process.stderr.write(
-    `running ${scenarios.length} scenario${scenarios.length === 1 ? "" : "s"} on Linux ${release()}, netns backend\n`,
+    `running ${scenarios.length} scenario${scenarios.length === 1 ? "" : "s"} on ${setup ? setup.describe : `Linux ${release()}, netns backend`}\n`,
   );
   const ran = await runScenarios(scenarios, {
+    ...(setup ? { backend: "qemu" as const, qemu: setup.qemu } : {}),
     ...(jobs ? { jobs } : {}),
     ...(captureDir ? { captureDir } : {}),
     trace: a.trace,
@@ -240,7 +267,12 @@ async function run(a: RunArgs): Promise<number> {
   const results = a.evidence ? ran : ran.map((r) => ({ ...r, evidence: { ...r.evidence, pcapFiles: [] } }));
   console.log(formatTable(results));
   console.log(`wall time ${(durationMs / 1000).toFixed(1)} s for ${results.length} scenarios`);
-  const report = buildReport(results, durationMs);
+  const report = buildReport(
+    results,
+    durationMs,
+    setup ? "qemu" : "netns",
+    setup ? { release: setup.release, version: setup.version } : undefined,
+  );
   if (a.json) writeReport(a.json, report);
   if (a.junit) writeJunit(a.junit, report);
   return results.every((r) => r.verdict === "pass") ? 0 : 1;
@@ -254,9 +286,14 @@ async function runHostReport(names: readonly string[]) {
   return buildReport(results, performance.now() - started);
 }
 
-async function explain(scenario: Scenario): Promise<number> {
+async function explain(scenario: Scenario, setup?: LabSetup): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "sockprobe-explain-"));
-  const r = await runScenario(scenario, { captureDir: dir, trace: true });
+  if (setup) process.stderr.write(`${setup.describe}\n`);
+  const r = await runScenario(scenario, {
+    captureDir: dir,
+    trace: true,
+    ...(setup ? { backend: "qemu" as const, qemu: setup.qemu } : {}),
+  });
   console.log(formatStory(r));
   return r.verdict === "pass" ? 0 : 1;
 }
@@ -297,6 +334,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Usage is checked before anything is built, and before re-running in a user namespace.
       case "run": {
         const parsed = parseRunArgs(rest);
+        if (parsed.backend === "qemu") {
+          const privileged = await ensurePrivileges(argv);
+          if (privileged !== undefined) return privileged;
+          const vm = await import("./vm-commands.js");
+          return await run(parsed, await vm.qemuSetup(parsed.kernel, parsed.modules));
+        }
         // A kernel under test boots in QEMU, which needs no root: the lab runs as root in the guest.
         if (parsed.kernel !== "host")
           return await (await import("./vm-commands.js")).runOnKernelCommand({
@@ -313,13 +356,27 @@ export async function main(argv: readonly string[]): Promise<number> {
           (await (await import("./vm-commands.js")).matrixCommand(rest, runHostReport))
         );
       case "explain": {
-        if (rest.length !== 1) {
+        const { values, positionals } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { backend: { type: "string" }, kernel: { type: "string" }, modules: { type: "string" } },
+        });
+        if (positionals.length !== 1) {
           throw new UsageError(
             "explain takes one scenario name, e.g. `sockprobe explain peer-power-off` (see `sockprobe list`)",
           );
         }
-        const scenario = findScenario(rest[0] as string);
-        return (await ensurePrivileges(argv)) ?? (await explain(scenario));
+        const scenario = findScenario(positionals[0] as string);
+        const backend = parseBackend(values.backend);
+        if (backend === "netns" && values.kernel !== undefined)
+          throw new UsageError("explain --kernel goes with --backend qemu: each host then boots that kernel");
+        const privileged = await ensurePrivileges(argv);
+        if (privileged !== undefined) return privileged;
+        if (backend === "qemu") {
+          const vm = await import("./vm-commands.js");
+          return await explain(scenario, await vm.qemuSetup(values.kernel ?? "host", values.modules));
+        }
+        return await explain(scenario);
       }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}; try \`sockprobe help\``);

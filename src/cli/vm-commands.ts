@@ -83,6 +83,43 @@ export async function runOnKernelCommand(a: KernelRunArgs): Promise<number> {
   return r.exitCode;
 }
 
+/** What a run on the qemu backend needs: its hosts' kernel, checked to boot, and what to report. */
+export interface QemuSetup {
+  readonly qemu: { readonly kernel: Kernel };
+  readonly release: string;
+  readonly version: string;
+  readonly describe: string;
+}
+
+/**
+ * `--backend qemu`: resolves the hosts' kernel (`host` is this machine's own image under /boot) and
+ * boots it once with an agent before any lab, so an image that cannot boot is a clear error (exit 2)
+ * and not one failed scenario after another.
+ */
+export async function qemuSetup(spec: string, modules?: string): Promise<QemuSetup> {
+  qemuBinary();
+  let kernel: Kernel;
+  if (spec === "host") {
+    const image = `/boot/vmlinuz-${hostRelease()}`;
+    if (!existsSync(image))
+      throw new VmUsageError(
+        `--backend qemu boots a kernel in each host: this machine has no ${image} to boot its own; give --kernel 6.12 (a Debian series, fetched once into the cache) or --kernel PATH to an image`,
+      );
+    kernel = await resolveKernel(image);
+  } else kernel = await resolveKernel(spec, { ...(modules ? { modules } : {}), log: (l) => console.error(l) });
+  const { factsOf } = await import("../lab/qemu/qemu-lab.js");
+  const started = performance.now();
+  await factsOf(kernel);
+  const { chooseAccel } = await import("../vm/accel.js");
+  const accel = await chooseAccel();
+  return {
+    qemu: { kernel },
+    release: kernel.release,
+    version: kernel.version ?? "",
+    describe: `qemu backend: each host a VM on Linux ${kernel.release} under ${accel.accel.toUpperCase()} (${accel.why}; a probe boot took ${((performance.now() - started) / 1000).toFixed(1)} s)`,
+  };
+}
+
 /** The file name a kernel's report gets in the matrix folder. */
 function reportName(label: string): string {
   return `${label.replace(/[^A-Za-z0-9.+-]+/g, "-")}.json`;

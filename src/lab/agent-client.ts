@@ -20,6 +20,7 @@ import {
   type Wire,
   type WireError,
 } from "../agent/protocol.js";
+import type { TraceEvent } from "../evidence/tracepoints.js";
 import { spawnIn } from "../proc/exec.js";
 import { POLL_EVENTS } from "../sys/constants.js";
 import { errnoName, SysError, WaitTimeoutError } from "../sys/errors.js";
@@ -40,6 +41,11 @@ export interface AgentClientOptions {
   readonly transcript?: Transcript;
   /** The agent's process, when this side started it: its exit code and signal then explain a death. */
   readonly process?: ChildProcess;
+  /**
+   * The agent's CLOCK_MONOTONIC ns on ours, for an agent on another kernel (a VM): a poll's `doneNs`
+   * is the agent's reading, and the lab compares it with its own clock.
+   */
+  readonly toLocalNs?: (remoteNs: number) => number;
 }
 
 /** The agent is gone: every call pending then, and every call after, fails with this. */
@@ -205,6 +211,8 @@ export class AgentClient {
   #dead: AgentExitedError | undefined;
   #closing: Promise<void> | undefined;
   #stderr = "";
+  readonly #onData: (chunk: Buffer | string) => void;
+  readonly #toLocalNs: ((remoteNs: number) => number) | undefined;
   #resolveExited: (v: { code: number | null; signal: NodeJS.Signals | null }) => void = () => {};
 
   /** Talks to an agent over any stream pair: `input` carries its answers, `output` our requests. */
@@ -214,11 +222,13 @@ export class AgentClient {
     this.#input = input;
     this.#output = output;
     this.#child = options.process;
+    this.#toLocalNs = options.toLocalNs;
     this.exited = new Promise((resolve) => {
       this.#resolveExited = resolve;
     });
     const lines = lineSplitter((line) => this.#onLine(line));
-    input.on("data", (chunk: Buffer | string) => lines.write(chunk));
+    this.#onData = (chunk: Buffer | string) => lines.write(chunk);
+    input.on("data", this.#onData);
     // EPIPE after the agent died says nothing its exit will not say better.
     output.on("error", () => {});
     const child = this.#child;
@@ -322,6 +332,27 @@ export class AgentClient {
     return (await this.#request({ op: "readdir", path })) as string[];
   }
 
+  /** The agent host's CLOCK_MONOTONIC, in ns. */
+  async clock(): Promise<bigint> {
+    return BigInt((await this.#request({ op: "clock" })) as string);
+  }
+
+  /** Arms, reads or stops the host kernel's TCP tracepoints; events with atNs on the host's monotonic clock. */
+  async trace(action: "start" | "snapshot" | "stop"): Promise<TraceEvent[]> {
+    const v = await this.#request({ op: "trace", action });
+    if (!Array.isArray(v)) return [];
+    return (v as unknown as Array<TraceEvent & { atNs: string }>).map((e) => ({ ...e, atNs: BigInt(e.atNs) }));
+  }
+
+  /**
+   * Stops listening without touching the agent: its host was reset or powered off under it. Every
+   * pending call, and every call after, fails with `why`.
+   */
+  abandon(why: string): void {
+    this.#input.off("data", this.#onData);
+    this.#died(null, null, why);
+  }
+
   /** Closes every socket the agent holds, and says how many were open. */
   async closeAll(): Promise<number> {
     return (await this.#request({ op: "closeAll" })) as number;
@@ -396,7 +427,9 @@ export class AgentClient {
     try {
       const hooks = this.#hooks(signals);
       const wireArgs = args.map((a) => encodeValue(a, hooks));
-      const value = decodeValue(await this.#request({ op: "call", sock: ref.$sock, method, args: wireArgs }), hooks);
+      const value = this.#localTimes(
+        decodeValue(await this.#request({ op: "call", sock: ref.$sock, method, args: wireArgs }), hooks),
+      );
       if (render) this.#record(t0, render.call, [String(ref.fd), ...render.args(args)], render.result(value));
       return value;
     } catch (e) {
@@ -409,6 +442,14 @@ export class AgentClient {
     } finally {
       for (const c of signals.cleanup) c();
     }
+  }
+
+  // A poll's doneNs onto this process's clock, where the agent's is another kernel's.
+  #localTimes(value: unknown): unknown {
+    const to = this.#toLocalNs;
+    const v = value as { doneNs?: unknown } | null;
+    if (!to || v === null || typeof v !== "object" || typeof v.doneNs !== "number") return value;
+    return { ...v, doneNs: to(v.doneNs) };
   }
 
   #record(atUs: number, call: string, args: string[], result: string): void {

@@ -45,6 +45,17 @@ export interface FaultEvent {
   readonly command?: string;
 }
 
+/** What a backend's pause does to a host. */
+export interface PauseSemantics {
+  /** The host's own clocks (and so its TCP timers) stand still while it is paused. */
+  readonly clocksStop: boolean;
+  /**
+   * Packets sent to it meanwhile: "dropped" (at the switch), or "queued" where they wait, bounded,
+   * for the host to run again (a stopped QEMU reads nothing from its tap, whose queue holds them).
+   */
+  readonly inbound: "dropped" | "queued";
+}
+
 /** How a lab is made. */
 export interface LabOptions {
   /** A label for logs and evidence file names. */
@@ -105,8 +116,15 @@ export interface Lab {
    * port drops + SIGSTOP; kernel timers keep running"), so a runner can decide before running.
    */
   readonly capabilities: ReadonlyMap<Fault, string>;
+  /** What `pause` does here: whether the host's clocks stop with it, and what becomes of packets sent to it meanwhile. */
+  readonly pauseSemantics: PauseSemantics;
   /** The typed error for a fault this backend cannot give, saying what it offers instead; undefined if it can. */
   unsupported(fault: Fault): UnsupportedFaultError | undefined;
+  /**
+   * The bound on a scenario whose own bound on netns is `ms`: a backend whose hosts boot, or answer
+   * through a slow agent, gives more. Only sockprobe's safety net stretches; no check's tolerance does.
+   */
+  boundFor?(ms: number): number;
   /** What the hosts' kernel has, as the model reads it: its release, knobs and tracepoint fields. */
   kernelFacts(): Promise<KernelFacts>;
 

@@ -46,6 +46,8 @@ export function buildReport(
   results: readonly ScenarioResult[],
   durationMs: number,
   backend: Report["backend"] = "netns",
+  /** The hosts' kernel, when it is not this machine's (VM hosts). */
+  kernel?: { release: string; version: string },
 ): Report {
   const count = (v: ScenarioResult["verdict"]) => results.filter((r) => r.verdict === v).length;
   return {
@@ -53,7 +55,7 @@ export function buildReport(
     version: REPORT_VERSION,
     createdAt: new Date().toISOString(),
     tool: { name: "sockprobe", version: toolVersion() },
-    kernel: { release: release(), version: version(), machine: machine() },
+    kernel: { release: kernel?.release ?? release(), version: kernel?.version ?? version(), machine: machine() },
     machine: { hostname: hostname() },
     backend,
     durationMs: Math.round(durationMs),

@@ -28,6 +28,8 @@ export interface RunOptions {
   readonly control?: "in-process" | "agent";
   /** The lab's backend (netns by default). */
   readonly backend?: CreateLabOptions["backend"];
+  /** The qemu backend's kernel and VM size. */
+  readonly qemu?: CreateLabOptions["qemu"];
 }
 
 /**
@@ -41,6 +43,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     name: scenario.name.slice(0, 15).replace(/-+$/, ""),
     ...(options.control ? { control: options.control } : {}),
     ...(options.backend ? { backend: options.backend } : {}),
+    ...(options.qemu ? { qemu: options.qemu } : {}),
   });
   const ctx = new ScenarioContext(lab, scenario, await lab.kernelFacts());
   const unsupported = scenario.faults.map((f) => lab.unsupported(f)).find((e) => e !== undefined);
@@ -57,7 +60,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     // Made here, one component at a time: a recursive mkdir spins for ever on a path under /proc.
     if (options.captureDir) await lab.startCapture(makeDirectory(join(options.captureDir, scenario.name)));
     if (options.trace) traceStatus = await lab.startTrace();
-    const boundMs = scenario.timeoutMs * slowdown();
+    const boundMs = Math.round((lab.boundFor?.(scenario.timeoutMs) ?? scenario.timeoutMs) * slowdown());
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {

@@ -7,6 +7,8 @@ import { scenario as halfCloseRequestResponse } from "./half-close-request-respo
 import { scenario as halfOpenFinWait2 } from "./half-open-fin-wait2.js";
 import { scenario as keepalive } from "./keepalive.js";
 import { scenario as normalTeardown } from "./normal-teardown.js";
+import { scenario as peerPanic } from "./peer-panic.js";
+import { scenario as peerPaused } from "./peer-paused.js";
 import { scenario as peerPowerCycle } from "./peer-power-cycle.js";
 import { scenario as peerPowerOff } from "./peer-power-off.js";
 import { scenario as polloutVsWriteBuffer } from "./pollout-vs-write-buffer.js";
@@ -32,6 +34,8 @@ export const SCENARIOS: readonly Scenario[] = [
   timeWaitSymmetry,
   whatIsReadable,
   unpluggedCable,
+  peerPanic,
+  peerPaused,
 ];
 
 /** A scenario by name, or an error listing the names there are. */

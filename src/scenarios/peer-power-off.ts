@@ -40,10 +40,13 @@ export const scenario: Scenario = {
   timeoutMs: 20_000,
   async run(ctx) {
     const { lab } = ctx;
-    const kang = await lab.addHost("kang", { sysctls: { "net.ipv4.tcp_retries2": RETRIES2 } });
-    const amy = await lab.addHost("amy", { sysctls: { "net.ipv4.tcp_retries2": RETRIES2, ...FAST_NEIGH } });
-    const kodos = await lab.addHost("kodos");
-    const kif = await lab.addHost("kif");
+    // Booted together: a VM backend's boots then overlap.
+    const [kang, amy, kodos, kif] = await Promise.all([
+      lab.addHost("kang", { sysctls: { "net.ipv4.tcp_retries2": RETRIES2 } }),
+      lab.addHost("amy", { sysctls: { "net.ipv4.tcp_retries2": RETRIES2, ...FAST_NEIGH } }),
+      lab.addHost("kodos"),
+      lab.addHost("kif"),
+    ]);
     const toKodos = await kodos.listen(SERVER_PORT);
     const toKif = await kif.listen(SERVER_PORT);
     const a = await kang.connect(kodos.ipv4, SERVER_PORT);

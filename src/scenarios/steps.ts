@@ -14,8 +14,8 @@ export async function kangAndKodos(
   lab: Lab,
   options: { kang?: HostOptions; kodos?: HostOptions; backlog?: number } = {},
 ): Promise<{ kang: Host; kodos: Host; listener: HostSocket }> {
-  const kang = await lab.addHost("kang", options.kang);
-  const kodos = await lab.addHost("kodos", options.kodos);
+  // Booted together: a VM backend's boots then overlap.
+  const [kang, kodos] = await Promise.all([lab.addHost("kang", options.kang), lab.addHost("kodos", options.kodos)]);
   const listener = await kodos.listen(SERVER_PORT, options.backlog === undefined ? {} : { backlog: options.backlog });
   return { kang, kodos, listener };
 }

@@ -262,6 +262,48 @@ export class Guest {
     return b;
   }
 
+  /**
+   * After a reset: waits, bounded, for the new boot's init to say it is ready again. Call it before
+   * the reset: it listens from the call on, and drops what the old boot still sent.
+   */
+  async rebooted(boundMs = this.accel === "tcg" ? 180_000 : 60_000): Promise<number> {
+    const marker = Buffer.from(`${MARK.ready}`);
+    let buf = Buffer.alloc(0);
+    let readyAt: number | undefined;
+    const onData = (d: Buffer) => {
+      if (readyAt !== undefined) {
+        this.#early = Buffer.concat([this.#early, d]);
+        return;
+      }
+      buf = Buffer.concat([buf, d]);
+      const at = buf.indexOf(marker);
+      if (at < 0 || (at > 0 && buf[at - 1] !== 10)) {
+        buf = buf.subarray(Math.max(0, buf.length - marker.length - 1));
+        return;
+      }
+      const nl = buf.indexOf(10, at);
+      if (nl < 0) return;
+      readyAt = performance.now();
+      this.#early = buf.subarray(nl + 1);
+    };
+    this.#early = Buffer.alloc(0);
+    this.job.on("data", onData);
+    try {
+      await waitFor(
+        this.qemu,
+        () => readyAt !== undefined,
+        boundMs,
+        this.job,
+        `${this.kernel.release}: the guest was not ready after its reset`,
+        undefined,
+        true,
+      );
+      return readyAt as number;
+    } finally {
+      this.job.off("data", onData);
+    }
+  }
+
   /** Runs `command` in the guest, in this process's working directory, with the modules of its kernel. */
   start(command: readonly string[], env: readonly string[] = []): void {
     const words = [

@@ -3,11 +3,11 @@
 // child program dies with it, so a crash or kill -9 leaves nothing behind: no mount, no name in
 // /run/netns, no link in the machine's own namespace, no process.
 
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { type Capture, type Packet, readPcap, startCapture } from "../../evidence/capture.js";
+import type { Packet } from "../../evidence/capture.js";
 import { type KernelFacts, localKernelFacts } from "../../evidence/kernel-facts.js";
 import { socketTable } from "../../evidence/socket-table.js";
 import { startTraceStream, type TraceEvent, type TraceStream, tracefsStatus } from "../../evidence/tracepoints.js";
@@ -15,14 +15,7 @@ import { run, spawnIn } from "../../proc/exec.js";
 import { requireTools } from "../../proc/tools.js";
 import { Netns, Socket } from "../../sys/socket.js";
 import { Transcript } from "../../sys/transcript.js";
-import {
-  AddressPlan,
-  type InterfacePlan,
-  type LabIdLease,
-  leaseLabId,
-  MAX_HOSTS_PER_SWITCH,
-  MAX_SWITCHES,
-} from "../addressing.js";
+import { AddressPlan, type InterfacePlan, type LabIdLease, leaseLabId, MAX_HOSTS_PER_SWITCH } from "../addressing.js";
 import { AgentClient } from "../agent-client.js";
 import type { Host, HostProcess, HostSocket, HostState } from "../host.js";
 import {
@@ -31,48 +24,17 @@ import {
   type HostOptions,
   type Lab,
   type LabOptions,
+  type PauseSemantics,
   type StateEvent,
   type TcpInfoSample,
   type TraceStatus,
   type UnsupportedFaultError,
   unsupportedFault,
 } from "../lab.js";
+import { BASE_SYSCTLS, QUIET_RULES } from "../quiet.js";
+import { LabSwitch } from "../switch.js";
 import { readSysctl, writeSysctl } from "../sysctl.js";
 import { localHostSocket } from "./local-socket.js";
-
-// Lab plumbing, not the scenario's choice: addresses usable at once (no DAD), and no router
-// solicitations. A host's MLD reports have no sysctl (see QUIET_RULES).
-const BASE_SYSCTLS: Readonly<Record<string, string>> = {
-  "net.ipv6.conf.all.accept_dad": "0",
-  "net.ipv6.conf.default.accept_dad": "0",
-  "net.ipv6.conf.all.router_solicitations": "0",
-  "net.ipv6.conf.default.router_solicitations": "0",
-  "net.ipv6.conf.default.accept_ra": "0",
-};
-
-// The switch namespace is layer 2 only: its bridges and ports get no IPv6 address (addr_gen_mode 1,
-// none), so they send no DAD probe, router solicitation or MLD report of their own.
-const SWITCH_SYSCTLS: Readonly<Record<string, string>> = {
-  "net.ipv6.conf.all.addr_gen_mode": "1",
-  "net.ipv6.conf.default.addr_gen_mode": "1",
-  "net.ipv6.conf.default.router_solicitations": "0",
-};
-
-/**
- * A host's MLD reports (and a router solicitation, should one be asked for), dropped at its own
- * output hook. The kernel reports every group an interface joins but all-nodes (mcast.c,
- * igmp6_group_added), and each address joins its solicited-node group: no sysctl stops that short of
- * disable_ipv6, and the hosts have IPv6 addresses. They would only bury the TCP exchange in the
- * capture; neighbour discovery, which TCP needs, passes. With no reports, the switch floods
- * multicast to every port (its snooping is off), so discovery never depends on one.
- */
-const QUIET_RULES = [
-  "table ip6 sockprobe-quiet {",
-  "  chain output { type filter hook output priority 0; policy accept;",
-  "    icmpv6 type { mld-listener-report, mld-listener-done, mld2-listener-report, nd-router-solicit } counter drop",
-  "  }",
-  "}",
-].join("\n");
 
 /** How the netns backend gives each fault it can. */
 const NETNS_CAPABILITIES: ReadonlyMap<Fault, string> = new Map<Fault, string>([
@@ -375,6 +337,7 @@ function releaseOpenLabs(): void {
 /** A lab of network namespaces on virtual switches, with faults and evidence. */
 export class NetnsLab implements Lab {
   readonly backend = "netns";
+  readonly pauseSemantics: PauseSemantics = { clocksStop: false, inbound: "dropped" };
   readonly capabilities = NETNS_CAPABILITIES;
   readonly transcript: Transcript;
   readonly plan: AddressPlan;
@@ -382,25 +345,17 @@ export class NetnsLab implements Lab {
   readonly faults: FaultEvent[] = [];
   readonly name: string;
   readonly #lease: LabIdLease;
-  readonly #switchNs: Netns;
-  readonly #switches: string[];
+  readonly #switch: LabSwitch;
   readonly #hosts = new Map<string, NetnsHost>();
   readonly #routers = new Map<string, { host: NetnsHost; switches: number[] }>();
   #nextIndex = 0;
   #closed = false;
-  #nftReady = false;
-  readonly #paused = new Set<string>();
-  readonly #loss = new Map<string, number>();
-  #partitions: Array<[string[], string[]]> = [];
-  #captureDir: string | undefined;
-  readonly #captures: Capture[] = [];
   #trace: { fromNs: bigint; addresses: Set<string> } | undefined;
 
   private constructor(
     name: string,
     lease: LabIdLease,
-    switchNs: Netns,
-    switches: string[],
+    sw: LabSwitch,
     transcript: Transcript,
     control: "in-process" | "agent",
   ) {
@@ -408,8 +363,7 @@ export class NetnsLab implements Lab {
     this.control = control;
     this.#lease = lease;
     this.plan = new AddressPlan(lease.id);
-    this.#switchNs = switchNs;
-    this.#switches = switches;
+    this.#switch = sw;
     this.transcript = transcript;
     openLabs.add(this);
     if (openLabs.size === 1) process.once("exit", releaseOpenLabs);
@@ -420,44 +374,19 @@ export class NetnsLab implements Lab {
     const name = options.name ?? "lab";
     if (!LAB_NAME.test(name))
       throw new TypeError(`lab name ${JSON.stringify(name)}: use 1-15 lowercase letters, digits or -`);
-    const switches = [...(options.switches ?? ["sw0"])];
-    if (switches.length === 0 || switches.length > MAX_SWITCHES || new Set(switches).size !== switches.length) {
-      throw new TypeError(
-        `a lab has 1 to ${MAX_SWITCHES} switches with distinct names; got ${JSON.stringify(switches)}`,
-      );
-    }
     requireTools(["ip", "nsenter", "setpriv", "nft"]);
-    let switchNs: Netns;
+    // Ports are looked up through the lab once it exists: the switch asks for them only after.
+    let lab: NetnsLab | undefined;
+    const sw = await LabSwitch.create([...(options.switches ?? ["sw0"])], (host) => lab?.portsOf(host) ?? []);
+    let lease: LabIdLease;
     try {
-      switchNs = Netns.create();
+      lease = await leaseLabId();
     } catch (e) {
-      throw new Error(
-        "sockprobe's lab needs root to create network namespaces: run it as root (sudo), or inside `unshare --user --map-root-user --net --mount` where the kernel allows unprivileged user namespaces",
-        { cause: e },
-      );
-    }
-    const lease = await leaseLabId();
-    try {
-      for (const [k, v] of Object.entries(SWITCH_SYSCTLS)) writeSysctl(switchNs, k, v);
-      // No multicast snooping: every port gets every multicast, whatever reports its host sent or not.
-      const cmds = switches.flatMap((_, i) => [
-        `link add br${i} type bridge forward_delay 0 stp_state 0 mcast_snooping 0`,
-        `link set br${i} up`,
-      ]);
-      await run(["ip", "-batch", "-"], { netns: switchNs.path, input: cmds.join("\n") });
-    } catch (e) {
-      switchNs.close();
-      lease.release();
+      sw.releaseSync();
       throw e;
     }
-    return new NetnsLab(
-      name,
-      lease,
-      switchNs,
-      switches,
-      options.transcript ?? new Transcript(),
-      options.control ?? "in-process",
-    );
+    lab = new NetnsLab(name, lease, sw, options.transcript ?? new Transcript(), options.control ?? "in-process");
+    return lab;
   }
 
   /** The lab's id, which picks its address slice. */
@@ -467,14 +396,17 @@ export class NetnsLab implements Lab {
 
   /** Path of the switch namespace, e.g. to capture on a bridge (`br0`). */
   get switchNetns(): string {
-    return this.#switchNs.path;
+    return this.#switch.path;
   }
 
   #switchIndex(name: string | undefined): number {
-    const i = name === undefined ? 0 : this.#switches.indexOf(name);
-    if (i < 0)
-      throw new TypeError(`no switch ${JSON.stringify(name)} in this lab; it has ${this.#switches.join(", ")}`);
-    return i;
+    return this.#switch.index(name);
+  }
+
+  /** A host's ports on the switch; none while it is off. */
+  portsOf(name: string): string[] {
+    const h = this.#hosts.get(name);
+    return h && h.state !== "off" ? this.#ports(h) : [];
   }
 
   #open(): void {
@@ -490,7 +422,7 @@ export class NetnsLab implements Lab {
     const sw = this.#switchIndex(options.switch);
     const onSwitch = [...this.#hosts.values()].filter((h) => h.switchIndex === sw).length;
     if (onSwitch >= MAX_HOSTS_PER_SWITCH)
-      throw new RangeError(`switch ${this.#switches[sw]} is full (${MAX_HOSTS_PER_SWITCH} hosts)`);
+      throw new RangeError(`switch ${this.#switch.names[sw]} is full (${MAX_HOSTS_PER_SWITCH} hosts)`);
     const host = new NetnsHost(
       this,
       name,
@@ -585,8 +517,8 @@ export class NetnsLab implements Lab {
     await run(["ip", "-batch", "-"], { netns: host.netnsPath, input: hostCmds.join("\n") });
     await this.#waitForwarding(host);
     if (!router) await this.#routes(host);
-    if (this.#captureDir !== undefined) await this.#captureHost(host);
-    if (this.#nftReady) await this.#applyRules();
+    await this.#switch.captureHost(host.name, host.generation);
+    await this.#applyRules(true);
   }
 
   /** A host by name. */
@@ -639,7 +571,7 @@ export class NetnsLab implements Lab {
   }
 
   async #switchRun(cmds: string[]): Promise<void> {
-    await run(["ip", "-batch", "-"], { netns: this.#switchNs.path, input: cmds.join("\n") });
+    await this.#switch.run(cmds);
   }
 
   #ports(host: NetnsHost): string[] {
@@ -659,7 +591,7 @@ export class NetnsLab implements Lab {
     this.#fault("powerOff", [host], `ip ${cmds.join("; ip ")}; SIGKILL to its programs; its namespace closed`);
     await this.#switchRun(cmds);
     host.destroy();
-    this.#paused.delete(host.name);
+    this.#switch.silenced.delete(host.name);
   }
 
   /** Power off, then after bootDelayMs the same name, addresses, MAC and sysctls return with empty kernel state. */
@@ -738,7 +670,7 @@ export class NetnsLab implements Lab {
       [host],
       `nft bridge drop iifname/oifname ${this.#ports(host).join(",")}; SIGSTOP to its programs`,
     );
-    this.#paused.add(host.name);
+    this.#switch.silenced.add(host.name);
     await this.#applyRules();
     for (const p of host.gen.processes) p.kill("SIGSTOP");
     host.state = "paused";
@@ -752,7 +684,7 @@ export class NetnsLab implements Lab {
       [host],
       `nft bridge drops of ${this.#ports(host).join(",")} removed; SIGCONT to its programs`,
     );
-    this.#paused.delete(host.name);
+    this.#switch.silenced.delete(host.name);
     await this.#applyRules();
     for (const p of host.gen.processes) p.kill("SIGCONT");
     host.state = "running";
@@ -802,20 +734,14 @@ export class NetnsLab implements Lab {
     type Link = { ifname: string; operstate?: string; linkinfo?: { info_slave_data?: { state?: string } } };
     const links = async (netns: string) =>
       JSON.parse((await run(["ip", "-j", "-d", "link", "show"], { netns })).stdout) as Link[];
-    const [inHost, inSwitch] = await Promise.all([links(host.netnsPath), links(this.#switchNs.path)]);
     const ports = this.#ports(host);
+    const [inHost, inSwitch] = await Promise.all([links(host.netnsPath), this.#switch.notForwarding(ports)]);
     const pending: string[] = [];
     for (const name of ports.map((_, n) => `eth${n}`)) {
       const l = inHost.find((x) => x.ifname === name);
       if (l?.operstate !== "UP") pending.push(`${host.name}'s ${name} (${l?.operstate ?? "missing"})`);
     }
-    for (const name of ports) {
-      const l = inSwitch.find((x) => x.ifname === name);
-      const state = l?.linkinfo?.info_slave_data?.state;
-      if (l?.operstate !== "UP" || state !== "forwarding")
-        pending.push(`switch port ${name} (${l?.operstate ?? "missing"}, ${state ?? "no bridge state"})`);
-    }
-    return pending;
+    return [...pending, ...inSwitch];
   }
 
   /** No packet passes between any host of `a` and any host of `b`, in either direction, until heal(). */
@@ -829,14 +755,14 @@ export class NetnsLab implements Lab {
       `nft bridge drop between ${ports(ha)} and ${ports(hb)}, both ways (by address on routers)`,
       `${ha.map((h) => h.name).join(",")} | ${hb.map((h) => h.name).join(",")}`,
     );
-    this.#partitions.push([ha.map((h) => h.name), hb.map((h) => h.name)]);
+    this.#switch.partitions.push([ha.map((h) => h.name), hb.map((h) => h.name)]);
     await this.#applyRules();
   }
 
   /** Ends every partition. */
   async heal(): Promise<void> {
     this.#fault("heal", [], "nft bridge partition drops removed");
-    this.#partitions = [];
+    this.#switch.partitions = [];
     await this.#applyRules();
   }
 
@@ -853,41 +779,16 @@ export class NetnsLab implements Lab {
         : `nft bridge drop iifname/oifname ${this.#ports(host).join(",")}${percent < 100 ? ` numgen random mod 100 < ${percent}` : ""}`,
       `${percent}%`,
     );
-    if (percent === 0) this.#loss.delete(host.name);
-    else this.#loss.set(host.name, percent);
+    if (percent === 0) this.#switch.loss.delete(host.name);
+    else this.#switch.loss.set(host.name, percent);
     await this.#applyRules();
   }
 
-  // Rewrites the switch's and routers' filter chains from the fault state.
-  async #applyRules(): Promise<void> {
-    requireTools(["nft"]);
-    const ports = (name: string) => {
-      const h = this.#hosts.get(name);
-      return h && h.state !== "off" ? this.#ports(h) : [];
-    };
-    const lines = [
-      "table bridge sockprobe {}",
-      "flush table bridge sockprobe",
-      "table bridge sockprobe {",
-      "  chain forward { type filter hook forward priority 0; policy accept;",
-    ];
-    for (const name of this.#paused)
-      for (const p of ports(name)) lines.push(`    iifname "${p}" drop`, `    oifname "${p}" drop`);
-    for (const [a, b] of this.#partitions) {
-      for (const x of a.flatMap(ports)) {
-        for (const y of b.flatMap(ports))
-          lines.push(`    iifname "${x}" oifname "${y}" drop`, `    iifname "${y}" oifname "${x}" drop`);
-      }
-    }
-    for (const [name, pct] of this.#loss) {
-      for (const p of ports(name)) {
-        const match = pct >= 100 ? "" : ` numgen random mod 100 < ${pct}`;
-        lines.push(`    iifname "${p}"${match} drop`, `    oifname "${p}"${match} drop`);
-      }
-    }
-    lines.push("  }", "}");
-    await run(["nft", "-f", "-"], { netns: this.#switchNs.path, input: lines.join("\n") });
-    this.#nftReady = true;
+  // Rewrites the switch's and routers' filter chains from the fault state; `again` only if ever written.
+  async #applyRules(again = false): Promise<void> {
+    if (again) {
+      if (!(await this.#switch.reapplyRules())) return;
+    } else await this.#switch.applyRules();
     // Across a router the bridge sees only the router's port: filter by address in its forward path.
     for (const { host } of this.#routers.values()) {
       if (host.state === "off") continue;
@@ -897,7 +798,7 @@ export class NetnsLab implements Lab {
         "table inet sockprobe {",
         "  chain forward { type filter hook forward priority 0; policy accept;",
       ];
-      for (const [a, b] of this.#partitions) {
+      for (const [a, b] of this.#switch.partitions) {
         for (const x of a) {
           for (const y of b) {
             const hx = this.#hosts.get(x);
@@ -919,45 +820,19 @@ export class NetnsLab implements Lab {
 
   /** Starts a packet capture on every host's switch port (and on each new boot), into pcap files under `dir`. */
   async startCapture(dir: string = mkdtempSync(join(tmpdir(), `sockprobe-${this.name}-`))): Promise<string> {
-    requireTools(["tcpdump"]);
-    mkdirSync(dir, { recursive: true });
-    this.#captureDir = dir;
-    for (const host of this.#hosts.values()) if (host.state !== "off") await this.#captureHost(host);
+    const on = [...this.#hosts.values()].filter((h) => h.state !== "off");
+    await this.#switch.startCapture(dir, on);
     return dir;
   }
 
-  async #captureHost(host: NetnsHost): Promise<void> {
-    const dir = this.#captureDir as string;
-    for (const [n, port] of this.#ports(host).entries()) {
-      const suffix = n === 0 ? "" : `-eth${n}`;
-      this.#captures.push(
-        await startCapture({
-          netns: this.#switchNs.path,
-          iface: port,
-          file: join(dir, `${host.name}${suffix}.g${host.generation}.pcap`),
-          host: host.name,
-        }),
-      );
-    }
-  }
-
   /** Stops every capture and returns the packets of all hosts on the lab's clock, in time order. */
-  async stopCapture(): Promise<{ packets: Packet[]; files: string[] }> {
-    const caps = this.#captures.splice(0);
-    this.#captureDir = undefined;
-    await Promise.all(caps.map((c) => c.stop()));
-    return { packets: await this.#readCaptures(caps), files: caps.map((c) => c.file) };
+  stopCapture(): Promise<{ packets: Packet[]; files: string[] }> {
+    return this.#switch.stopCapture(this.originRealtimeUs());
   }
 
-  /** The packets captured so far, capture still running: tcpdump writes each packet as it sees it. */
+  /** The packets captured so far, capture still running. */
   capturedPackets(): Promise<Packet[]> {
-    return this.#readCaptures(this.#captures);
-  }
-
-  async #readCaptures(caps: readonly Capture[]): Promise<Packet[]> {
-    const originRealtimeUs = this.originRealtimeUs();
-    const packets = (await Promise.all(caps.map((c) => readPcap(c.file, { host: c.host, originRealtimeUs })))).flat();
-    return packets.sort((a, b) => a.atUs - b.atUs);
+    return this.#switch.capturedPackets(this.originRealtimeUs());
   }
 
   /** The wall-clock µs at the transcript's origin: converts pcap timestamps onto the lab's clock. */
@@ -979,7 +854,7 @@ export class NetnsLab implements Lab {
   // Every address a host of this lab may have, so hosts added after startTrace are covered.
   #allPlannedAddresses(): Set<string> {
     const out = new Set<string>();
-    for (let sw = 0; sw < this.#switches.length; sw++) {
+    for (let sw = 0; sw < this.#switch.names.length; sw++) {
       for (let i = 0; i <= MAX_HOSTS_PER_SWITCH + 1; i++) {
         const p = this.plan.iface(sw, i);
         out.add(p.ipv4).add(p.ipv6);
@@ -1055,8 +930,7 @@ export class NetnsLab implements Lab {
   /** Tears everything down: programs, sockets, captures, trace, namespaces. Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    const caps = this.#captures.splice(0);
-    await Promise.all(caps.map((c) => c.stop().catch(() => {})));
+    await this.#switch.close();
     if (this.#trace) await this.stopTrace().catch(() => {});
     const exits = [...this.#hosts.values()].flatMap((h) =>
       h.gen ? [...[...h.gen.processes].map((p) => p.exited), ...(h.gen.agent ? [h.gen.agent.exited] : [])] : [],
@@ -1072,7 +946,7 @@ export class NetnsLab implements Lab {
     openLabs.delete(this);
     if (openLabs.size === 0) process.removeListener("exit", releaseOpenLabs);
     for (const h of this.#hosts.values()) if (h.state !== "off") h.destroy();
-    this.#switchNs.close();
+    this.#switch.releaseSync();
     this.#lease.release();
   }
 }

@@ -1,0 +1,953 @@
+// The qemu backend: each host a QEMU VM booting the kernel under test, with the machine's root shared
+// read-only. Its NIC is a tap QEMU makes in the lab's switch namespace, plugged into the same bridge
+// as a netns host's veth, so partitions, loss and captures are the switch's code. Its sockets and
+// evidence come through the agent over virtio-serial, never over the test network; power, reset,
+// pause, panic and the cable go through the hypervisor (QMP).
+
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, sep } from "node:path";
+import { PassThrough } from "node:stream";
+import type { Packet } from "../../evidence/capture.js";
+import { type KernelFacts, kernelFactsFrom } from "../../evidence/kernel-facts.js";
+import { parseSocketTable, type SocketRow } from "../../evidence/socket-table.js";
+import type { TraceEvent } from "../../evidence/tracepoints.js";
+import { requireTools } from "../../proc/tools.js";
+import { SysError } from "../../sys/errors.js";
+import { Transcript } from "../../sys/transcript.js";
+import { BootError, Guest, sockprobeEntry } from "../../vm/guest-run.js";
+import type { Kernel } from "../../vm/kernels.js";
+import { Qmp } from "../../vm/qmp.js";
+import { AddressPlan, type InterfacePlan, type LabIdLease, leaseLabId, MAX_HOSTS_PER_SWITCH } from "../addressing.js";
+import { AgentClient, agentCommand } from "../agent-client.js";
+import type { Host, HostProcess, HostSocket, HostState } from "../host.js";
+import {
+  type Fault,
+  type FaultEvent,
+  type HostOptions,
+  type Lab,
+  type LabOptions,
+  type PauseSemantics,
+  type StateEvent,
+  type TcpInfoSample,
+  type TraceStatus,
+  type UnsupportedFaultError,
+  unsupportedFault,
+} from "../lab.js";
+import { BASE_SYSCTLS, QUIET_RULES } from "../quiet.js";
+import { LabSwitch } from "../switch.js";
+import { SysctlError, sysctlPath } from "../sysctl.js";
+
+/** How the qemu backend gives each fault. */
+const QEMU_CAPABILITIES: ReadonlyMap<Fault, string> = new Map<Fault, string>([
+  ["powerOff", "QMP quit: QEMU ends mid-instruction, its tap leaves the switch"],
+  ["powerCycle", "QMP set-action reboot=reset, system_reset: the same QEMU, NIC and MAC, a fresh kernel"],
+  ["powerOn", "a new QEMU with the same tap name, MAC, addresses and sysctls"],
+  ["shutdown", "every socket closed through the agent, FIN exchanges awaited, then QMP quit"],
+  ["kill", "a signal to a program the agent runs (only once it has exited: the agent runs programs to completion)"],
+  ["exitApplication", "every socket of the agent closed, as by a process exit"],
+  ["pause", "QMP stop: the vCPUs stop, and with them the guest's clocks and TCP timers"],
+  ["resume", "QMP cont: the guest's clocks go on from where they stopped"],
+  ["unplug", "QMP set_link up=false: the guest's NIC loses carrier"],
+  ["replug", "QMP set_link up=true, then the guest's eth0 back UP"],
+  ["partition", "nftables drops between the taps on the switch's bridge"],
+  ["heal", "the partition drops removed"],
+  ["loss", "nftables numgen drops on the host's tap"],
+  [
+    "crash",
+    "echo c > /proc/sysrq-trigger in the guest: a kernel panic; panic=-1 reboots, -no-reboot makes that a power-off",
+  ],
+]);
+
+const QEMU_CANNOT: Partial<Record<Fault, string>> = {};
+
+const LAB_NAME = /^[a-z][a-z0-9-]{0,14}$/;
+// The guest's NIC, as QMP names it.
+const NIC = "nic0";
+
+/** How a qemu lab is made: the hosts' kernel, and each VM's size. */
+export interface QemuLabOptions extends LabOptions {
+  readonly kernel: Kernel;
+  /** Memory of each VM (default 1024 MiB: the kernel, the agent's Node and the 9p cache). */
+  readonly memoryMiB?: number;
+  /** vCPUs of each VM (default 1: under TCG each vCPU is a host thread). */
+  readonly cpus?: number;
+}
+
+/**
+ * The agent's command line in a guest: built JavaScript whenever the build is fresh (a guest under
+ * TCG starts it three times faster than TypeScript through tsx), else the sources through tsx.
+ */
+export function guestAgentCommand(host: string): string[] {
+  const entry = sockprobeEntry();
+  const js = entry.find((a) => a.endsWith(`${sep}cli${sep}main.js`));
+  if (js) return [process.execPath, join(dirname(js), "..", "agent", "main.js"), "--host", host];
+  return agentCommand(host);
+}
+
+/**
+ * A guest's monotonic clock mapped onto this process's: an offset per stretch of guest time. A pause
+ * stops the guest's clock, so each resume starts a new stretch with a new offset.
+ */
+class GuestClock {
+  readonly #stretches: Array<{ fromNs: bigint; offsetNs: bigint }> = [];
+  /** The best round trip of the last sync: the mapping's error is at most half of it. */
+  rttNs = 0n;
+
+  /** Measures the offset now (best of five round trips) for guest times from `fromNs` on. */
+  async sync(agent: AgentClient, fromNs?: bigint): Promise<void> {
+    let best: { rtt: bigint; offset: bigint; guest: bigint } | undefined;
+    for (let i = 0; i < 5; i++) {
+      const t0 = process.hrtime.bigint();
+      const g = await agent.clock();
+      const t1 = process.hrtime.bigint();
+      const rtt = t1 - t0;
+      if (!best || rtt < best.rtt) best = { rtt, offset: (t0 + t1) / 2n - g, guest: g };
+    }
+    const b = best as { rtt: bigint; offset: bigint; guest: bigint };
+    this.rttNs = b.rtt;
+    this.#stretches.push({ fromNs: fromNs ?? 0n, offsetNs: b.offset });
+  }
+
+  /** The guest's clock reading now, from the last stretch: where a pause stops it. */
+  guestNow(): bigint {
+    const last = this.#stretches.at(-1);
+    return last ? process.hrtime.bigint() - last.offsetNs : 0n;
+  }
+
+  /** A guest time on this process's monotonic clock. */
+  toHost(guestNs: bigint): bigint {
+    let offset = this.#stretches[0]?.offsetNs ?? 0n;
+    for (const s of this.#stretches) if (guestNs >= s.fromNs) offset = s.offsetNs;
+    return guestNs + offset;
+  }
+}
+
+// One boot of a host: its QEMU, and within it the kernel generation's agent and clock.
+interface Vm {
+  readonly guest: Guest;
+  readonly qmp: Qmp;
+  agent: AgentClient;
+  clock: GuestClock;
+  /** Agent stderr, last lines: what a failing agent said. */
+  stderr: string;
+  /** Where the guest's clock stood when QMP stopped it. */
+  pausedAtGuestNs?: bigint;
+}
+
+/** A program run through the agent: it runs to completion, its output comes at its end. */
+class AgentProcess implements HostProcess {
+  readonly pid = undefined;
+  readonly stdout = new PassThrough();
+  readonly stderr = new PassThrough();
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(
+    readonly host: string,
+    readonly argv: readonly string[],
+    agent: AgentClient,
+  ) {
+    this.exited = agent.run(argv, { timeoutMs: 60_000 }).then(
+      (r) => {
+        this.stdout.end(r.stdout);
+        this.stderr.end(r.stderr);
+        return { code: r.code, signal: r.signal as NodeJS.Signals | null };
+      },
+      (e: Error) => {
+        this.stdout.end();
+        this.stderr.end(`${e.message}\n`);
+        return { code: null, signal: null };
+      },
+    );
+  }
+
+  /** The agent runs a program to completion: there is no process here to signal. */
+  kill(): void {}
+}
+
+class QemuHost implements Host {
+  state: HostState = "off";
+  generation = 0;
+  vm: Vm | undefined;
+  readonly #sysctls: Record<string, string> = {};
+  /** The QEMU process whose tap is being captured: a reset keeps it, a new QEMU gets a new file. */
+  capturedQemu: number | undefined;
+
+  constructor(
+    readonly lab: QemuLab,
+    readonly name: string,
+    readonly index: number,
+    readonly switchIndex: number,
+    readonly plan: InterfacePlan,
+    readonly desiredSysctls: Readonly<Record<string, string | number>>,
+  ) {}
+
+  get ipv4(): string {
+    return this.plan.ipv4;
+  }
+  get ipv6(): string {
+    return this.plan.ipv6;
+  }
+  get mac(): string {
+    return this.plan.mac;
+  }
+  /** The tap's name on the switch. */
+  get port(): string {
+    return `h${this.index}`;
+  }
+  get sysctls(): Readonly<Record<string, string>> {
+    return { ...this.#sysctls };
+  }
+
+  alive(what: string): Vm {
+    if (this.state === "off" || !this.vm) throw new Error(`${what} on ${this.name}: the host is powered off`);
+    return this.vm;
+  }
+
+  async socket(options: { family?: "IPv4" | "IPv6" } = {}): Promise<HostSocket> {
+    return this.alive("socket").agent.socket(options);
+  }
+
+  async listen(port = 0, options: { backlog?: number; family?: "IPv4" | "IPv6" } = {}): Promise<HostSocket> {
+    const family = options.family ?? "IPv4";
+    const s = await this.socket({ family });
+    await s.setOption("SO_REUSEADDR", 1);
+    await s.bind(family === "IPv6" ? this.ipv6 : this.ipv4, port);
+    await s.listen(options.backlog ?? 128);
+    return s;
+  }
+
+  async connect(
+    address: string,
+    port: number,
+    options: { timeoutMs?: number; family?: "IPv4" | "IPv6" } = {},
+  ): Promise<HostSocket> {
+    const s = await this.socket({ family: options.family ?? (address.includes(":") ? "IPv6" : "IPv4") });
+    try {
+      await s.connectAsync(address, port, { timeoutMs: options.timeoutMs ?? 5000 });
+    } catch (e) {
+      await s.close();
+      throw e;
+    }
+    return s;
+  }
+
+  spawn(argv: readonly string[]): HostProcess {
+    return new AgentProcess(this.name, argv, this.alive("spawn").agent);
+  }
+
+  async sockets(): Promise<SocketRow[]> {
+    const r = await this.alive("sockets").agent.run(["ss", "-tanoiemHO"], { timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(`ss on ${this.name} exited with ${r.code ?? r.signal}: ${r.stderr.trim()}`);
+    return parseSocketTable(r.stdout, this.name);
+  }
+
+  async sysctl(key: string): Promise<string> {
+    const path = sysctlPath(key);
+    try {
+      return (await this.alive("sysctl").agent.readFile(path)).trim().split(/\s+/).join(" ");
+    } catch (e) {
+      throw sysctlError(key, path, e);
+    }
+  }
+
+  async setSysctls(values: Readonly<Record<string, string | number>>): Promise<Record<string, string>> {
+    const { agent } = this.alive("setSysctls");
+    const out: Record<string, string> = {};
+    for (const [key, value] of Object.entries(values)) {
+      const path = sysctlPath(key);
+      try {
+        await agent.writeFile(path, String(value));
+      } catch (e) {
+        throw sysctlError(key, path, e, String(value));
+      }
+      out[key] = await this.sysctl(key);
+      this.#sysctls[key] = out[key] as string;
+    }
+    return out;
+  }
+
+  /** Configures a fresh kernel: sysctls, quiet rules, eth0's addresses, then the agent's clock. */
+  async configure(vm: Vm): Promise<void> {
+    const { agent } = vm;
+    // eth0 exists from boot, made before `default` was set: it gets the lab's keys of its own, and
+    // every key goes in before the link comes up (and with it the link-local address and its DAD).
+    const eth0 = Object.entries(BASE_SYSCTLS)
+      .filter(([k]) => k.includes(".default."))
+      .map(([k, v]) => [k.replace(".default.", ".eth0."), v]);
+    await this.setSysctls({
+      ...BASE_SYSCTLS,
+      ...Object.fromEntries(eth0),
+      ...this.desiredSysctls,
+      ...this.#sysctls,
+    });
+    await must(agent, this.name, ["nft", "-f", "-"], QUIET_RULES);
+    const p = this.plan;
+    await must(
+      agent,
+      this.name,
+      ["ip", "-batch", "-"],
+      [
+        `addr add ${p.ipv4}/${p.prefix4} dev eth0`,
+        `addr add ${p.ipv6}/${p.prefix6} dev eth0 nodad`,
+        "link set eth0 up",
+      ].join("\n"),
+    );
+    await vm.clock.sync(agent);
+  }
+}
+
+function sysctlError(key: string, path: string, e: unknown, value?: string): Error {
+  const code = (e as { code?: string }).code;
+  if (code === "ENOENT")
+    return new SysctlError(`unknown sysctl ${key}: this kernel has no ${path}`, key, value, { cause: e });
+  if (e instanceof SysError || code)
+    return new SysctlError(`sysctl ${key}${value === undefined ? "" : `=${value}`}: ${code}`, key, value, {
+      cause: e,
+    });
+  return e as Error;
+}
+
+async function must(agent: AgentClient, host: string, argv: string[], input?: string): Promise<void> {
+  const r = await agent.run(argv, { ...(input === undefined ? {} : { input }), timeoutMs: 60_000 });
+  if (r.code !== 0)
+    throw new Error(`\`${argv.join(" ")}\` on ${host} exited with ${r.code ?? r.signal}: ${r.stderr.trim()}`);
+}
+
+// Labs not yet closed, released on process exit: QEMU dies with us anyway (PR_SET_PDEATHSIG).
+const openLabs = new Set<{ releaseSync(): void }>();
+function releaseOpenLabs(): void {
+  for (const lab of [...openLabs]) lab.releaseSync();
+}
+
+/** A lab whose hosts are QEMU VMs on the lab's switch. */
+export class QemuLab implements Lab {
+  readonly backend = "qemu";
+  readonly pauseSemantics: PauseSemantics = { clocksStop: true, inbound: "queued" };
+  readonly capabilities = QEMU_CAPABILITIES;
+  readonly transcript: Transcript;
+  readonly plan: AddressPlan;
+  readonly faults: FaultEvent[] = [];
+  readonly name: string;
+  readonly kernel: Kernel;
+  readonly #memoryMiB: number;
+  readonly #cpus: number;
+  readonly #lease: LabIdLease;
+  readonly #switch: LabSwitch;
+  readonly #hosts = new Map<string, QemuHost>();
+  #nextIndex = 0;
+  #closed = false;
+  #tracing = false;
+  #traceWhyNot: string | undefined;
+  /** Events of kernels that are gone (powered off, reset, crashed), on the lab's clock. */
+  readonly #pastEvents: StateEvent[] = [];
+
+  private constructor(options: QemuLabOptions, name: string, lease: LabIdLease, sw: LabSwitch) {
+    this.name = name;
+    this.kernel = options.kernel;
+    this.#memoryMiB = options.memoryMiB ?? 1024;
+    this.#cpus = options.cpus ?? 1;
+    this.#lease = lease;
+    this.plan = new AddressPlan(lease.id);
+    this.#switch = sw;
+    this.transcript = options.transcript ?? new Transcript();
+    openLabs.add(this);
+    if (openLabs.size === 1) process.once("exit", releaseOpenLabs);
+  }
+
+  /** Builds the switch; hosts boot as they are added. */
+  static async create(options: QemuLabOptions): Promise<QemuLab> {
+    const name = options.name ?? "lab";
+    if (!LAB_NAME.test(name))
+      throw new TypeError(`lab name ${JSON.stringify(name)}: use 1-15 lowercase letters, digits or -`);
+    if (options.control === "in-process")
+      throw new TypeError("a qemu lab reaches its hosts through their agents only: drop control: in-process");
+    requireTools(["ip", "nsenter", "setpriv", "nft"]);
+    let lab: QemuLab | undefined;
+    const sw = await LabSwitch.create([...(options.switches ?? ["sw0"])], (host) => lab?.portsOf(host) ?? []);
+    let lease: LabIdLease;
+    try {
+      lease = await leaseLabId();
+    } catch (e) {
+      sw.releaseSync();
+      throw e;
+    }
+    lab = new QemuLab(options, name, lease, sw);
+    return lab;
+  }
+
+  /**
+   * A scenario's bound here: each host boots a kernel (tens of seconds under TCG, the hosts of a lab
+   * in parallel), and every call crosses to an agent that runs several times slower under TCG.
+   */
+  boundFor(ms: number): number {
+    return ms * 4 + 240_000;
+  }
+
+  /** A host's tap on the switch; none while it is off. */
+  portsOf(name: string): string[] {
+    const h = this.#hosts.get(name);
+    return h && h.state !== "off" ? [h.port] : [];
+  }
+
+  /** Path of the switch namespace, where the taps are. */
+  get switchNetns(): string {
+    return this.#switch.path;
+  }
+
+  #open(): void {
+    if (this.#closed) throw new Error(`lab ${this.name} is closed`);
+  }
+
+  async kernelFacts(): Promise<KernelFacts> {
+    const running = [...this.#hosts.values()].find((h) => h.vm && h.state !== "off");
+    if (running?.vm) {
+      const agent = running.vm.agent;
+      return kernelFactsFrom({
+        release: this.kernel.release,
+        readdir: (p) => agent.readdir(p),
+        readFile: (p) => agent.readFile(p),
+      });
+    }
+    // No host yet: a guest of our own reads them, once per kernel and process.
+    return factsOf(this.kernel);
+  }
+
+  unsupported(fault: Fault): UnsupportedFaultError | undefined {
+    return unsupportedFault(this.backend, this.capabilities, fault, QEMU_CANNOT);
+  }
+
+  async addHost(name: string, options: HostOptions = {}): Promise<Host> {
+    this.#open();
+    if (!LAB_NAME.test(name))
+      throw new TypeError(`host name ${JSON.stringify(name)}: use 1-15 lowercase letters, digits or -`);
+    if (this.#hosts.has(name)) throw new TypeError(`host ${name} exists already in lab ${this.name}`);
+    if (options.control === "in-process")
+      throw new TypeError(`host ${name}: a VM's sockets are reached through its agent only`);
+    const sw = this.#switch.index(options.switch);
+    const onSwitch = [...this.#hosts.values()].filter((h) => h.switchIndex === sw).length;
+    if (onSwitch >= MAX_HOSTS_PER_SWITCH)
+      throw new RangeError(`switch ${this.#switch.names[sw]} is full (${MAX_HOSTS_PER_SWITCH} hosts)`);
+    const host = new QemuHost(this, name, this.#nextIndex++, sw, this.plan.iface(sw, onSwitch), options.sysctls ?? {});
+    this.#hosts.set(name, host);
+    try {
+      await this.#boot(host);
+    } catch (e) {
+      this.#hosts.delete(name);
+      throw e;
+    }
+    return host;
+  }
+
+  /** Routers would be VMs with two NICs: not built; a netns lab has them. */
+  async addRouter(name: string): Promise<Host> {
+    throw new TypeError(`router ${name}: the qemu backend has no routers yet; build multi-switch labs on netns`);
+  }
+
+  host(name: string): Host {
+    const h = this.#hosts.get(name);
+    if (!h)
+      throw new TypeError(
+        `no host ${JSON.stringify(name)} in lab ${this.name}; it has ${[...this.#hosts.keys()].join(", ") || "none"}`,
+      );
+    return h;
+  }
+
+  hosts(): Host[] {
+    return [...this.#hosts.values()];
+  }
+
+  #impl(h: Host | string): QemuHost {
+    const host = this.#hosts.get(typeof h === "string" ? h : h.name);
+    if (!host || (typeof h !== "string" && host !== h))
+      throw new TypeError(`${typeof h === "string" ? h : h.name} is not a host of lab ${this.name}`);
+    return host;
+  }
+
+  #fault(fault: string, hosts: QemuHost[], command: string, detail?: string): void {
+    this.faults.push({
+      atUs: this.transcript.nowUs(),
+      fault,
+      hosts: hosts.map((h) => h.name),
+      ...(detail ? { detail } : {}),
+      command,
+    });
+  }
+
+  // A new QEMU: boot, tap into the bridge, agent, configuration, trace and capture.
+  async #boot(host: QemuHost): Promise<void> {
+    const guest = await Guest.boot({
+      kernel: this.kernel,
+      memoryMiB: this.#memoryMiB,
+      cpus: this.#cpus,
+      netns: this.#switch.path,
+      channels: [{ name: "qmp", kind: "qmp" }],
+      extra: [
+        "-netdev",
+        `tap,id=n0,ifname=${host.port},script=no,downscript=no`,
+        "-device",
+        `virtio-net-pci,netdev=n0,mac=${host.mac},id=${NIC}`,
+      ],
+    });
+    try {
+      const qmp = new Qmp(guest.qemu.channel("qmp"));
+      await qmp.negotiate();
+      await this.#switch.run([`link set ${host.port} master br${host.switchIndex} up`]);
+      host.state = "running";
+      const vm = await this.#startAgent(host, guest, qmp);
+      host.vm = vm;
+      void guest.qemu.exited.then(() => {
+        if (host.vm === vm) {
+          host.vm = undefined;
+          host.state = "off";
+        }
+      });
+      if (host.capturedQemu !== guest.qemu.pid) {
+        host.capturedQemu = guest.qemu.pid;
+        await this.#switch.captureHost(host.name, host.generation);
+      }
+      await this.#switch.reapplyRules();
+    } catch (e) {
+      host.state = "off";
+      host.vm = undefined;
+      await guest.kill();
+      throw e;
+    }
+  }
+
+  // The agent on a fresh kernel (a new QEMU, or one just reset): configured, clock synced, tracing.
+  async #startAgent(host: QemuHost, guest: Guest, qmp: Qmp): Promise<Vm> {
+    host.generation++;
+    const early = guest.takeEarly();
+    const vm: Vm = {
+      guest,
+      qmp,
+      agent: undefined as unknown as AgentClient,
+      clock: new GuestClock(),
+      stderr: "",
+    };
+    const onErr = (d: Buffer) => {
+      vm.stderr = (vm.stderr + d.toString("utf8")).slice(-4000);
+    };
+    guest.err.on("data", onErr);
+    const agent = new AgentClient(guest.job, guest.job, {
+      host: host.name,
+      transcript: this.transcript,
+      toLocalNs: (ns) => Number(vm.clock.toHost(BigInt(Math.round(ns)))),
+    });
+    vm.agent = agent;
+    if (early.length) guest.job.emit("data", early);
+    guest.start(guestAgentCommand(host.name));
+    const boundMs = guest.accel === "tcg" ? 120_000 : 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        agent.hello(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no hello within ${boundMs / 1000} s`)), boundMs);
+        }),
+        guest.qemu.exited.then(() => {
+          throw new Error("QEMU exited");
+        }),
+      ]);
+    } catch (e) {
+      agent.abandon("it did not start");
+      throw new BootError(
+        `host ${host.name} (Linux ${this.kernel.release}): its agent did not start: ${(e as Error).message}${vm.stderr.trim() ? `; it said: ${vm.stderr.trim().split("\n").slice(-3).join(" | ")}` : ""}`,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    host.vm = vm;
+    await host.configure(vm);
+    await this.#waitCarrier(host, vm);
+    if (this.#tracing) await agent.trace("start");
+    return vm;
+  }
+
+  // Until the guest's eth0 is UP and the tap forwards on the bridge: a first ARP lost to a port not
+  // yet in service would cost a second (see NetnsLab's #waitForwarding).
+  async #waitCarrier(host: QemuHost, vm: Vm, boundMs = 30_000): Promise<void> {
+    const deadline = performance.now() + boundMs;
+    for (;;) {
+      const [oper, sw] = await Promise.all([
+        vm.agent.readFile("/sys/class/net/eth0/operstate").then((s) => s.trim()),
+        this.#switch.notForwarding([host.port]),
+      ]);
+      const pending = [...(oper === "up" ? [] : [`${host.name}'s eth0 (${oper})`]), ...sw];
+      if (pending.length === 0) return;
+      if (performance.now() > deadline)
+        throw new Error(`lab ${this.name}: ${pending.join(", ")} not in service ${boundMs} ms after booting`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  // Keeps what the host's kernel traced before the kernel goes (power off, reset, panic).
+  async #keepTrace(host: QemuHost): Promise<void> {
+    const vm = host.vm;
+    if (!this.#tracing || !vm) return;
+    try {
+      this.#pastEvents.push(...this.#onLabClock(await vm.agent.trace("snapshot"), vm.clock));
+    } catch {}
+  }
+
+  #onLabClock(events: readonly TraceEvent[], clock: GuestClock): StateEvent[] {
+    const origin = this.transcript.originNs;
+    return events.map((e) => {
+      const atNs = clock.toHost(e.atNs);
+      return { ...e, atNs, atUs: Number(atNs - origin) / 1000 };
+    });
+  }
+
+  // Ends the host's QEMU now: `quit` through QMP, SIGKILL if QMP cannot.
+  async #quit(host: QemuHost): Promise<void> {
+    const vm = host.vm;
+    if (!vm) return;
+    vm.agent.abandon("its host was powered off");
+    host.vm = undefined;
+    host.state = "off";
+    this.#switch.silenced.delete(host.name);
+    await vm.qmp.execute("quit").catch(() => vm.guest.qemu.kill());
+    const timer = setTimeout(() => vm.guest.qemu.kill(), 10_000);
+    await vm.guest.qemu.exited;
+    clearTimeout(timer);
+  }
+
+  /** A power cut: QMP quit stops the vCPUs where they are and QEMU exits; its tap leaves the switch. */
+  async powerOff(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    host.alive("powerOff");
+    await this.#keepTrace(host);
+    this.#fault("powerOff", [host], "QMP quit");
+    await this.#quit(host);
+  }
+
+  /**
+   * A reset through the hypervisor: the same QEMU, NIC, tap and MAC; the kernel boots anew and the
+   * agent comes back. bootDelayMs keeps the machine stopped that long after the reset, as a power
+   * switch held off would.
+   */
+  async powerCycle(h: Host | string, options: { bootDelayMs?: number } = {}): Promise<void> {
+    const host = this.#impl(h);
+    const vm = host.alive("powerCycle");
+    await this.#keepTrace(host);
+    const delay = options.bootDelayMs ?? 0;
+    const ready = vm.guest.rebooted();
+    ready.catch(() => {});
+    vm.agent.abandon("its host was reset");
+    // -no-reboot makes any reset a shutdown unless the reboot action says reset.
+    await vm.qmp.execute("set-action", { reboot: "reset" });
+    const cmd =
+      delay > 0
+        ? `QMP set-action reboot=reset; stop; system_reset; ${delay} ms later cont`
+        : "QMP set-action reboot=reset; system_reset";
+    this.#fault("powerCycle", [host], cmd);
+    if (delay > 0) await vm.qmp.execute("stop");
+    await vm.qmp.execute("system_reset");
+    host.state = "off";
+    if (delay > 0) {
+      await new Promise((r) => setTimeout(r, delay));
+      await vm.qmp.execute("cont");
+    }
+    await ready;
+    // Only now: the firmware resets the machine once more on its way up (SeaBIOS after a warm
+    // reset), and a panic from here on should leave the host down again.
+    await vm.qmp.execute("set-action", { reboot: "shutdown" });
+    host.state = "running";
+    const next = await this.#startAgent(host, vm.guest, vm.qmp);
+    host.vm = next;
+    this.#fault("boot", [host], "the guest's init ready again; agent started", `generation ${host.generation}`);
+  }
+
+  async powerOn(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    if (host.state !== "off") throw new Error(`powerOn: ${host.name} is not off`);
+    await this.#boot(host);
+    this.#fault("boot", [host], `a new QEMU, tap ${host.port}, MAC ${host.mac}`, `generation ${host.generation}`);
+  }
+
+  async shutdown(h: Host | string, options: { graceMs?: number } = {}): Promise<void> {
+    const host = this.#impl(h);
+    const vm = host.alive("shutdown");
+    const graceMs = options.graceMs ?? 2000;
+    this.#fault("shutdown", [host], "close() of its sockets through the agent, FIN exchanges awaited; then QMP quit");
+    await vm.agent.closeAll();
+    const deadline = Date.now() + graceMs;
+    const closing = new Set(["FIN_WAIT1", "CLOSING", "LAST_ACK"]);
+    while (Date.now() < deadline) {
+      const rows = await host.sockets();
+      if (!rows.some((r) => closing.has(r.state))) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await this.powerOff(host);
+  }
+
+  async kill(p: HostProcess, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    this.#fault("kill", [this.#impl(p.host)], `none: the agent runs ${p.argv[0]} to completion`, `${signal}`);
+    p.kill(signal);
+    await p.exited;
+  }
+
+  async exitApplication(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    this.#fault("exit", [host], "close() of every socket the agent holds");
+    await host.alive("exitApplication").agent.closeAll();
+  }
+
+  /** QMP stop: the guest's vCPUs stop, and with them its clocks: no timer of its fires until cont. */
+  async pause(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    const vm = host.alive("pause");
+    this.#fault("pause", [host], "QMP stop");
+    await vm.qmp.execute("stop");
+    vm.pausedAtGuestNs = vm.clock.guestNow();
+    host.state = "paused";
+  }
+
+  /** QMP cont; the guest's clock is mapped again, since it stood still meanwhile. */
+  async resume(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    const vm = host.alive("resume");
+    this.#fault("resume", [host], "QMP cont");
+    await vm.qmp.execute("cont");
+    host.state = "running";
+    await vm.clock.sync(vm.agent, vm.pausedAtGuestNs);
+  }
+
+  async unplug(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    const vm = host.alive("unplug");
+    this.#fault("unplug", [host], `QMP set_link name=${NIC} up=false`);
+    await vm.qmp.execute("set_link", { name: NIC, up: false });
+    host.state = "unplugged";
+  }
+
+  async replug(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    const vm = host.alive("replug");
+    this.#fault("replug", [host], `QMP set_link name=${NIC} up=true`);
+    await vm.qmp.execute("set_link", { name: NIC, up: true });
+    await this.#waitCarrier(host, vm);
+    host.state = "running";
+  }
+
+  async partition(a: ReadonlyArray<Host | string>, b: ReadonlyArray<Host | string>): Promise<void> {
+    const ha = a.map((x) => this.#impl(x));
+    const hb = b.map((x) => this.#impl(x));
+    const ports = (hs: QemuHost[]) => hs.map((x) => x.port).join(",");
+    this.#fault(
+      "partition",
+      [...ha, ...hb],
+      `nft bridge drop between ${ports(ha)} and ${ports(hb)}, both ways`,
+      `${ha.map((h) => h.name).join(",")} | ${hb.map((h) => h.name).join(",")}`,
+    );
+    this.#switch.partitions.push([ha.map((h) => h.name), hb.map((h) => h.name)]);
+    await this.#switch.applyRules();
+  }
+
+  async heal(): Promise<void> {
+    this.#fault("heal", [], "nft bridge partition drops removed");
+    this.#switch.partitions = [];
+    await this.#switch.applyRules();
+  }
+
+  async loss(h: Host | string, percent: number): Promise<void> {
+    const host = this.#impl(h);
+    if (!Number.isInteger(percent) || percent < 0 || percent > 100)
+      throw new RangeError(`loss: percent must be an integer 0..100, got ${percent}`);
+    this.#fault(
+      "loss",
+      [host],
+      percent === 0
+        ? `nft bridge loss drops of ${host.port} removed`
+        : `nft bridge drop iifname/oifname ${host.port}${percent < 100 ? ` numgen random mod 100 < ${percent}` : ""}`,
+      `${percent}%`,
+    );
+    if (percent === 0) this.#switch.loss.delete(host.name);
+    else this.#switch.loss.set(host.name, percent);
+    await this.#switch.applyRules();
+  }
+
+  /**
+   * A kernel panic in the guest (sysrq c). The kernel's panic=-1 reboots at once, and QEMU's
+   * -no-reboot turns that reboot into an exit: the host stays down, silent, as after a power cut,
+   * but the kernel stopped itself. The panic line from the console is the fault's detail.
+   */
+  async crash(h: Host | string): Promise<void> {
+    const host = this.#impl(h);
+    const vm = host.alive("crash");
+    await this.#keepTrace(host);
+    this.#fault("crash", [host], "echo c > /proc/sysrq-trigger (through the agent)");
+    const event = this.faults.at(-1) as FaultEvent;
+    vm.agent.writeFile("/proc/sysrq-trigger", "c").catch(() => {});
+    const timer = setTimeout(() => vm.guest.qemu.kill(), 60_000);
+    await vm.guest.qemu.exited;
+    clearTimeout(timer);
+    vm.agent.abandon("its kernel panicked");
+    host.vm = undefined;
+    host.state = "off";
+    this.#switch.silenced.delete(host.name);
+    const panic = vm.guest.qemu.console.find((l) => l.includes("Kernel panic"));
+    if (panic) {
+      const i = this.faults.indexOf(event);
+      this.faults[i] = { ...event, detail: panic.replace(/^\[[\s\d.]+\]\s*/, "").trim() };
+    }
+  }
+
+  async startCapture(dir: string = mkdtempSync(join(tmpdir(), `sockprobe-${this.name}-`))): Promise<string> {
+    const on = [...this.#hosts.values()].filter((h) => h.state !== "off");
+    for (const h of on) h.capturedQemu = h.vm?.guest.qemu.pid;
+    await this.#switch.startCapture(dir, on);
+    return dir;
+  }
+
+  stopCapture(): Promise<{ packets: Packet[]; files: string[] }> {
+    for (const h of this.#hosts.values()) h.capturedQemu = undefined;
+    return this.#switch.stopCapture(this.originRealtimeUs());
+  }
+
+  capturedPackets(): Promise<Packet[]> {
+    return this.#switch.capturedPackets(this.originRealtimeUs());
+  }
+
+  originRealtimeUs(): number {
+    return (performance.timeOrigin + performance.now()) * 1000 - this.transcript.nowUs();
+  }
+
+  /** Each guest's own tracepoints, through its agent, mapped onto the lab's clock. */
+  async startTrace(): Promise<TraceStatus> {
+    this.#tracing = true;
+    try {
+      for (const h of this.#hosts.values()) if (h.vm && h.state !== "off") await h.vm.agent.trace("start");
+    } catch (e) {
+      this.#tracing = false;
+      this.#traceWhyNot = (e as Error).message;
+      return { available: false, reason: this.#traceWhyNot };
+    }
+    return { available: true };
+  }
+
+  async traceSnapshot(): Promise<StateEvent[] | undefined> {
+    if (!this.#tracing) return undefined;
+    const live = await Promise.all(
+      [...this.#hosts.values()].map(async (h) => {
+        const vm = h.vm;
+        if (!vm || h.state === "off" || h.state === "paused") return [];
+        try {
+          return this.#onLabClock(await vm.agent.trace("snapshot"), vm.clock);
+        } catch {
+          return [];
+        }
+      }),
+    );
+    return [...this.#pastEvents, ...live.flat()].sort((a, b) => a.atUs - b.atUs);
+  }
+
+  traceStatus(): TraceStatus {
+    if (this.#tracing) return { available: true };
+    return { available: false, reason: this.#traceWhyNot ?? "no trace was started for this run" };
+  }
+
+  async stopTrace(): Promise<StateEvent[]> {
+    const events = (await this.traceSnapshot()) ?? [];
+    for (const h of this.#hosts.values()) await h.vm?.agent.trace("stop").catch(() => {});
+    this.#tracing = false;
+    this.#pastEvents.length = 0;
+    return events;
+  }
+
+  async sampleTcpInfo(
+    socket: HostSocket,
+    options: { intervalMs: number; until: Promise<unknown>; maxSamples?: number },
+  ): Promise<TcpInfoSample[]> {
+    const samples: TcpInfoSample[] = [];
+    let done = false;
+    const settle = () => {
+      done = true;
+    };
+    options.until.then(settle, settle);
+    const max = options.maxSamples ?? 10_000;
+    while (!done && samples.length < max) {
+      try {
+        samples.push({ atUs: this.transcript.nowUs(), info: await socket.tcpInfo() });
+      } catch {
+        break;
+      }
+      await Promise.race([new Promise((r) => setTimeout(r, options.intervalMs)), options.until.catch(() => {})]);
+    }
+    return samples;
+  }
+
+  /** Every VM quits, then the switch goes. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#switch.close();
+    await Promise.all(
+      [...this.#hosts.values()].map(async (h) => {
+        const vm = h.vm;
+        if (!vm) return;
+        vm.agent.abandon("the lab closed");
+        vm.guest.qemu.kill();
+        await vm.guest.qemu.exited;
+      }),
+    );
+    this.releaseSync();
+  }
+
+  releaseSync(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    openLabs.delete(this);
+    if (openLabs.size === 0) process.removeListener("exit", releaseOpenLabs);
+    for (const h of this.#hosts.values()) {
+      h.vm?.guest.qemu.kill();
+      h.vm = undefined;
+      h.state = "off";
+    }
+    this.#switch.releaseSync();
+    this.#lease.release();
+  }
+}
+
+// Facts of a kernel read once by a guest of its own, for a lab that has no host up yet.
+const factsCache = new Map<string, Promise<KernelFacts>>();
+/**
+ * What `kernel` has, read by booting it once with an agent (cached for the process): also the check,
+ * before any lab, that the image boots and its agent answers; a BootError says why not.
+ */
+export function factsOf(kernel: Kernel): Promise<KernelFacts> {
+  let p = factsCache.get(kernel.image);
+  if (!p) {
+    p = (async () => {
+      const guest = await Guest.boot({ kernel, memoryMiB: 512, cpus: 1 });
+      try {
+        const agent = new AgentClient(guest.job, guest.job, { host: "facts" });
+        const early = guest.takeEarly();
+        if (early.length) guest.job.emit("data", early);
+        guest.start(guestAgentCommand("facts"));
+        await Promise.race([
+          agent.hello(),
+          guest.qemu.exited.then(() => {
+            throw new BootError(`Linux ${kernel.release}: the agent's guest died before it answered`);
+          }),
+          new Promise((_, reject) =>
+            setTimeout(
+              () => reject(new BootError(`Linux ${kernel.release}: the agent did not answer within 120 s`)),
+              120_000,
+            ).unref(),
+          ),
+        ]);
+        return await kernelFactsFrom({
+          release: kernel.release,
+          readdir: (path) => agent.readdir(path),
+          readFile: (path) => agent.readFile(path),
+        });
+      } finally {
+        await guest.kill();
+      }
+    })();
+    p.catch(() => factsCache.delete(kernel.image));
+    factsCache.set(kernel.image, p);
+  }
+  return p;
+}
