@@ -4,6 +4,7 @@ import { runScenarios } from "../src/runner/run-many.js";
 import { runScenario } from "../src/runner/run-scenario.js";
 import { SCENARIOS } from "../src/scenarios/index.js";
 import { labCreateTeardownMs, loop2a } from "./lab.js";
+import { benchQemu } from "./qemu.js";
 import { benchSys } from "./sys.js";
 import { benchVm } from "./vm.js";
 
@@ -44,6 +45,9 @@ const SECTIONS: Record<string, Section> = {
   },
   async vm() {
     return benchVm();
+  },
+  async qemu() {
+    return benchQemu();
   },
   async sys() {
     const rows = await benchSys();

@@ -12,7 +12,7 @@ import { type Kernel, resolveKernel } from "../src/vm/kernels.js";
 import { qemuBinary } from "../src/vm/qemu.js";
 
 // A busybox /init that powers off at once: the floor any boot of this kernel pays.
-async function bareInitramfs(dir: string): Promise<string> {
+export async function bareInitramfs(dir: string): Promise<string> {
   const tree = join(dir, "tree");
   mkdirSync(join(tree, "bin"), { recursive: true });
   copyFileSync("/bin/busybox", join(tree, "bin", "busybox"));
@@ -22,16 +22,21 @@ async function bareInitramfs(dir: string): Promise<string> {
   return out;
 }
 
-async function bareBootMs(k: Kernel, initrd: string, accel: "kvm" | "tcg"): Promise<number> {
+export async function bareBootMs(
+  k: Kernel,
+  initrd: string,
+  accel: "kvm" | "tcg",
+  size: { memoryMiB: number; cpus: number } = { memoryMiB: 2048, cpus: 2 },
+): Promise<number> {
   const argv = wrapArgv([
     qemuBinary(),
     "-accel",
     accel,
     ...(accel === "tcg" ? ["-cpu", "max"] : ["-cpu", "host"]),
     "-m",
-    "2048",
+    String(size.memoryMiB),
     "-smp",
-    "2",
+    String(size.cpus),
     "-nodefaults",
     "-no-user-config",
     "-display",

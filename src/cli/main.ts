@@ -53,7 +53,7 @@ usage:
                         list the kernels in the cache; --fetch a Debian series into it;
                         --config: the options a self-built kernel needs
   sockprobe matrix --kernel K1 --kernel K2 ... [NAME...] [--no-host] [--out DIR]
-                [--baseline DIR] [--retries N] [--html FILE] [--jobs N]
+                [--baseline DIR] [--retries N] [--html FILE] [--jobs N] [--backend qemu]
   sockprobe matrix --from REPORT.json... [--out DIR] [--baseline DIR] [--html FILE]
                         the suite on every kernel (the host's too unless --no-host), one
                         report each plus matrix.json; prints what differs between the
@@ -144,13 +144,7 @@ interface RunArgs {
   backend: "netns" | "qemu";
 }
 
-/** The lab a run builds on the qemu backend, and what its report says of the kernel. */
-interface LabSetup {
-  readonly qemu: { readonly kernel: import("../vm/kernels.js").Kernel };
-  readonly release: string;
-  readonly version: string;
-  readonly describe: string;
-}
+type LabSetup = import("../runner/qemu-setup.js").QemuSetup;
 
 function parseBackend(value: string | undefined): "netns" | "qemu" {
   if (value === undefined || value === "netns" || value === "qemu") return value ?? "netns";
@@ -286,6 +280,22 @@ async function runHostReport(names: readonly string[]) {
   return buildReport(results, performance.now() - started);
 }
 
+// A kernel's column of a matrix on the qemu backend: every host a VM booting it, run from here.
+async function runQemuReport(names: readonly string[], kernel: import("../vm/kernels.js").Kernel) {
+  const { qemuSetup } = await import("../runner/qemu-setup.js");
+  const setup = await qemuSetup(kernel.image, undefined, kernel);
+  process.stderr.write(`${setup.describe}\n`);
+  const started = performance.now();
+  const results = await runScenarios(names.map(findScenario), {
+    trace: true,
+    backend: "qemu",
+    qemu: setup.qemu,
+    jobs: 1,
+    progress: progress(),
+  });
+  return buildReport(results, performance.now() - started, "qemu", { release: setup.release, version: setup.version });
+}
+
 async function explain(scenario: Scenario, setup?: LabSetup): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "sockprobe-explain-"));
   if (setup) process.stderr.write(`${setup.describe}\n`);
@@ -337,8 +347,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         if (parsed.backend === "qemu") {
           const privileged = await ensurePrivileges(argv);
           if (privileged !== undefined) return privileged;
-          const vm = await import("./vm-commands.js");
-          return await run(parsed, await vm.qemuSetup(parsed.kernel, parsed.modules));
+          const { qemuSetup } = await import("../runner/qemu-setup.js");
+          return await run(parsed, await qemuSetup(parsed.kernel, parsed.modules));
         }
         // A kernel under test boots in QEMU, which needs no root: the lab runs as root in the guest.
         if (parsed.kernel !== "host")
@@ -353,7 +363,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case "matrix":
         return (
           (await ensurePrivileges(argv)) ??
-          (await (await import("./vm-commands.js")).matrixCommand(rest, runHostReport))
+          (await (await import("./vm-commands.js")).matrixCommand(rest, runHostReport, runQemuReport))
         );
       case "explain": {
         const { values, positionals } = parseArgs({
@@ -373,8 +383,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         const privileged = await ensurePrivileges(argv);
         if (privileged !== undefined) return privileged;
         if (backend === "qemu") {
-          const vm = await import("./vm-commands.js");
-          return await explain(scenario, await vm.qemuSetup(values.kernel ?? "host", values.modules));
+          const { qemuSetup } = await import("../runner/qemu-setup.js");
+          return await explain(scenario, await qemuSetup(values.kernel ?? "host", values.modules));
         }
         return await explain(scenario);
       }

@@ -83,43 +83,6 @@ export async function runOnKernelCommand(a: KernelRunArgs): Promise<number> {
   return r.exitCode;
 }
 
-/** What a run on the qemu backend needs: its hosts' kernel, checked to boot, and what to report. */
-export interface QemuSetup {
-  readonly qemu: { readonly kernel: Kernel };
-  readonly release: string;
-  readonly version: string;
-  readonly describe: string;
-}
-
-/**
- * `--backend qemu`: resolves the hosts' kernel (`host` is this machine's own image under /boot) and
- * boots it once with an agent before any lab, so an image that cannot boot is a clear error (exit 2)
- * and not one failed scenario after another.
- */
-export async function qemuSetup(spec: string, modules?: string): Promise<QemuSetup> {
-  qemuBinary();
-  let kernel: Kernel;
-  if (spec === "host") {
-    const image = `/boot/vmlinuz-${hostRelease()}`;
-    if (!existsSync(image))
-      throw new VmUsageError(
-        `--backend qemu boots a kernel in each host: this machine has no ${image} to boot its own; give --kernel 6.12 (a Debian series, fetched once into the cache) or --kernel PATH to an image`,
-      );
-    kernel = await resolveKernel(image);
-  } else kernel = await resolveKernel(spec, { ...(modules ? { modules } : {}), log: (l) => console.error(l) });
-  const { factsOf } = await import("../lab/qemu/qemu-lab.js");
-  const started = performance.now();
-  await factsOf(kernel);
-  const { chooseAccel } = await import("../vm/accel.js");
-  const accel = await chooseAccel();
-  return {
-    qemu: { kernel },
-    release: kernel.release,
-    version: kernel.version ?? "",
-    describe: `qemu backend: each host a VM on Linux ${kernel.release} under ${accel.accel.toUpperCase()} (${accel.why}; a probe boot took ${((performance.now() - started) / 1000).toFixed(1)} s)`,
-  };
-}
-
 /** The file name a kernel's report gets in the matrix folder. */
 function reportName(label: string): string {
   return `${label.replace(/[^A-Za-z0-9.+-]+/g, "-")}.json`;
@@ -141,6 +104,7 @@ function merge(report: Report, retry: Report): Report {
 export async function matrixCommand(
   args: string[],
   runHost: (names: readonly string[]) => Promise<Report>,
+  runQemu?: (names: readonly string[], kernel: Kernel) => Promise<Report>,
 ): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -154,8 +118,12 @@ export async function matrixCommand(
       html: { type: "string" },
       from: { type: "string", multiple: true },
       jobs: { type: "string" },
+      backend: { type: "string" },
     },
   });
+  const backend = values.backend ?? "netns";
+  if (backend !== "netns" && backend !== "qemu")
+    throw new VmUsageError(`unknown backend ${JSON.stringify(backend)}: use netns (the default) or qemu`);
   const retries = values.retries === undefined ? 0 : Number(values.retries);
   if (!Number.isInteger(retries) || retries < 0)
     throw new VmUsageError(`--retries takes a whole number >= 0, got ${JSON.stringify(values.retries)}`);
@@ -190,6 +158,10 @@ export async function matrixCommand(
     const kernelSpecs = values.kernel ?? [];
     if (kernelSpecs.length === 0 && values["no-host"])
       throw new VmUsageError("matrix needs at least one kernel: --kernel 6.1 --kernel 6.12 …");
+    if (backend === "qemu" && !values["no-host"])
+      throw new VmUsageError(
+        "matrix --backend qemu boots every kernel in each host: add --no-host (the host's column is a netns run)",
+      );
     if (kernelSpecs.includes("host"))
       throw new VmUsageError("the host's kernel is in the matrix unless --no-host: name only kernels to boot");
     if (kernelSpecs.length) qemuBinary();
@@ -206,6 +178,8 @@ export async function matrixCommand(
       columns.push({
         label: kernelLabel(k),
         go: async (only) => {
+          // On qemu every host of every lab boots k; the run is made here.
+          if (backend === "qemu" && runQemu) return runQemu(only, k);
           const once = () =>
             runOnKernel({
               kernel: k,

@@ -198,12 +198,18 @@ export class UnsupportedFaultError extends Error {
 
   constructor(
     readonly backend: string,
-    readonly fault: Fault,
+    /** The fault, or "run" for a scenario that cannot run on this backend at all. */
+    readonly fault: Fault | "run",
     /** Why not, and what to use instead (another backend, or a fault this one gives). */
     readonly instead: string,
     options?: ErrorOptions,
   ) {
-    super(`the ${backend} backend cannot give ${fault}: ${instead}`, options);
+    super(
+      fault === "run"
+        ? `the ${backend} backend cannot run it: ${instead}`
+        : `the ${backend} backend cannot give ${fault}: ${instead}`,
+      options,
+    );
     Object.defineProperty(this, "code", { value: "ESOCKPROBE_UNSUPPORTED_FAULT", enumerable: true });
   }
 }

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Packet } from "../evidence/capture.js";
 import type { TraceEvent } from "../evidence/tracepoints.js";
 import { type CreateLabOptions, createLab } from "../lab/create.js";
-import { isUnsupportedFault } from "../lab/lab.js";
+import { isUnsupportedFault, UnsupportedFaultError } from "../lab/lab.js";
 import { type Scenario, ScenarioContext, type ScenarioResult } from "../scenarios/scenario.js";
 import { makeDirectory } from "./outputs.js";
 
@@ -46,7 +46,10 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     ...(options.qemu ? { qemu: options.qemu } : {}),
   });
   const ctx = new ScenarioContext(lab, scenario, await lab.kernelFacts());
-  const unsupported = scenario.faults.map((f) => lab.unsupported(f)).find((e) => e !== undefined);
+  const unsupported =
+    scenario.backends && !scenario.backends.only.includes(lab.backend)
+      ? new UnsupportedFaultError(lab.backend, "run", scenario.backends.why)
+      : scenario.faults.map((f) => lab.unsupported(f)).find((e) => e !== undefined);
   let skipped: string | undefined;
   let error: Error | undefined;
   let timedOut = false;

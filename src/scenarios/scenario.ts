@@ -2,7 +2,7 @@
 // each check recorded with what was expected and what the kernel did.
 import type { Packet } from "../evidence/capture.js";
 import type { HostSocket } from "../lab/host.js";
-import { FAULTS, type Fault, type FaultEvent, type Lab, type StateEvent } from "../lab/lab.js";
+import { type Backend, FAULTS, type Fault, type FaultEvent, type Lab, type StateEvent } from "../lab/lab.js";
 import { KERNEL_RULES, type KernelFacts, type RuleId, ruleApplies, ruleText } from "../model/kernel.js";
 import { type Expectation, humanMs } from "../model/tcp.js";
 import { SysError } from "../sys/errors.js";
@@ -25,6 +25,11 @@ export interface Scenario {
    * scenario with the reason instead of running half of it. A call to a fault not declared here fails.
    */
   readonly faults: readonly Fault[];
+  /**
+   * The backends it can run on, where not all: what the others cannot give it (`why`) is the
+   * reason the runner skips it there.
+   */
+  readonly backends?: { readonly only: readonly Backend[]; readonly why: string };
   /** A bound on the whole run, derived from the scenario's own sysctls. */
   readonly timeoutMs: number;
   readonly run: (ctx: ScenarioContext) => Promise<void>;

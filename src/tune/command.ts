@@ -31,8 +31,10 @@ export const TUNE_HELP = `usage:
         what the sysctls in force (or those of FILE, as sysctl -p takes it) mean for
         connections: each figure with its formula, beside what the defaults give
   sockprobe tune --verify [FILE] [--max-seconds N] [--json OUT] [--backlog N] [--user-timeout MS]
-        apply them to lab hosts (one lab per probe, in parallel), measure each figure and
-        print predicted against measured; exit 0 when every verdict passes, 1 otherwise
+                 [--backend qemu --kernel K]
+        apply them to lab hosts (one lab per probe, in parallel; on qemu one at a time, every
+        host a VM booting K), measure each figure and print predicted against measured; exit 0
+        when every verdict passes, 1 otherwise
 
 options:
   --json             print the rows as JSON (with --verify: --json OUT writes them to OUT)
@@ -53,6 +55,8 @@ interface TuneArgs {
   backlog: number;
   userTimeoutMs?: number;
   help: boolean;
+  /** --backend qemu: the probes' hosts are VMs booting `kernel`. */
+  qemuKernel?: string;
 }
 
 function wholeNumber(name: string, text: string | undefined, min: number): number | undefined {
@@ -77,6 +81,8 @@ function parseTuneArgs(args: readonly string[]): TuneArgs {
         backlog: { type: "string" },
         "user-timeout": { type: "string" },
         help: { type: "boolean", short: "h" },
+        backend: { type: "string" },
+        kernel: { type: "string" },
       },
     });
   } catch (e) {
@@ -89,6 +95,12 @@ function parseTuneArgs(args: readonly string[]): TuneArgs {
   if (positionals.length > 1)
     throw new UsageError(`tune takes one FILE at most, got ${positionals.map((p) => JSON.stringify(p)).join(" ")}`);
   if (values["max-seconds"] !== undefined && !verify) throw new UsageError("--max-seconds applies to --verify only");
+  const backend = (values.backend as string | undefined) ?? "netns";
+  if (backend !== "netns" && backend !== "qemu")
+    throw new UsageError(`unknown backend ${JSON.stringify(backend)}: use netns (the default) or qemu`);
+  if (backend === "qemu" && !verify) throw new UsageError("--backend applies to --verify only");
+  if (values.kernel !== undefined && backend !== "qemu")
+    throw new UsageError("--kernel goes with --verify --backend qemu: the kernel each probe's hosts boot");
   const out: TuneArgs = {
     verify,
     maxSeconds: wholeNumber("--max-seconds", values["max-seconds"] as string | undefined, 1) ?? 60,
@@ -98,6 +110,7 @@ function parseTuneArgs(args: readonly string[]): TuneArgs {
   const ut = wholeNumber("--user-timeout", values["user-timeout"] as string | undefined, 1);
   if (ut !== undefined) out.userTimeoutMs = ut;
   if (positionals[0] !== undefined) out.file = positionals[0];
+  if (backend === "qemu") out.qemuKernel = (values.kernel as string | undefined) ?? "host";
   if (values.json !== undefined) out.json = values.json === true ? true : (values.json as string);
   return out;
 }
@@ -130,6 +143,14 @@ export async function tuneCommand(
     }
     if (e instanceof UsageError) {
       warn(io, `${e.message}; see \`sockprobe tune --help\``);
+      return 2;
+    }
+    // A kernel that is unknown or cannot boot (--backend qemu) is bad input too.
+    if (
+      ["KernelError", "BootError"].includes((e as Error).name) ||
+      (e as { code?: string }).code === "ESOCKPROBE_NO_QEMU"
+    ) {
+      warn(io, (e as Error).message);
       return 2;
     }
     warn(io, (e as Error).message);
@@ -190,10 +211,11 @@ async function verify(
   }
   const kernel = kernelFacts(read);
   const settings = resolveSettings(checked.values, kernel);
+  const setup = a.qemuKernel ? await (await import("../runner/qemu-setup.js")).qemuSetup(a.qemuKernel) : undefined;
   const started = performance.now();
   say(
     io,
-    `sockprobe tune --verify: ${file ? `the sysctls of ${file.path}` : "the sysctls in force"} on lab hosts (netns), one lab per probe, in parallel`,
+    `sockprobe tune --verify: ${file ? `the sysctls of ${file.path}` : "the sysctls in force"} on lab hosts (${setup ? `${setup.describe}), one lab per probe, one at a time` : "netns), one lab per probe, in parallel"}`,
   );
   say(io, `applied to every host: ${assignments(checked.values) || "nothing (defaults)"}`);
   for (const l of checked.left) say(io, `not applied: ${l.key}${l.line ? ` (line ${l.line})` : ""}: ${l.reason}`);
@@ -207,6 +229,7 @@ async function verify(
     maxSeconds: a.maxSeconds,
     backlog: a.backlog,
     ...(a.userTimeoutMs ? { userTimeoutMs: a.userTimeoutMs } : {}),
+    ...(setup ? { qemu: setup.qemu } : {}),
     progress: progress(io),
   });
   say(io, formatVerify(rows));

@@ -17,6 +17,7 @@ import { kangAndKodos, rowGone, SERVER_PORT, waitForRow } from "../scenarios/ste
 import { POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
 import { SysError } from "../sys/errors.js";
 import { Netns } from "../sys/socket.js";
+import type { Kernel } from "../vm/kernels.js";
 import { LAN_RTT_MS, lanRtoMs, synGiveUp, type TuneSettings } from "./model.js";
 import { type LineProblem, SysctlFileError } from "./parse.js";
 
@@ -58,6 +59,8 @@ export interface VerifyOptions {
   /** Also probe a socket with this TCP_USER_TIMEOUT. */
   readonly userTimeoutMs?: number;
   readonly progress?: Progress;
+  /** Hosts that are VMs booting this kernel (--backend qemu); netns by default. */
+  readonly qemu?: { readonly kernel: Kernel };
 }
 
 // The port every probe's server listens on.
@@ -403,7 +406,12 @@ export async function verifyTuning(opts: VerifyOptions): Promise<VerifyRow[]> {
   const run = probes.filter((p) => !tooLong(p));
   const results = await runScenarios(
     run.map((p) => p.scenario),
-    { trace: false, ...(opts.progress ? { progress: opts.progress } : {}) },
+    {
+      trace: false,
+      ...(opts.progress ? { progress: opts.progress } : {}),
+      // VM labs share two cores under TCG: one probe at a time.
+      ...(opts.qemu ? { backend: "qemu" as const, qemu: opts.qemu, jobs: 1 } : {}),
+    },
   );
   const byProbe = new Map<Probe, ScenarioResult>(run.map((p, i) => [p, results[i] as ScenarioResult]));
   return probes.map((p) => rowOf(p, byProbe.get(p), opts.maxSeconds));

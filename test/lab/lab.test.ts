@@ -6,12 +6,22 @@ import { FAULTS, isUnsupportedFault, UnsupportedFaultError } from "../../src/lab
 import { NetnsLab } from "../../src/lab/netns/netns.js";
 import { withLab } from "../helpers/lab.js";
 
-t.test("createLab builds the netns backend by default, and refuses one this build lacks", async (t) => {
-  const lab = await withLab(t, { name: "create" });
-  t.equal(lab.backend, "netns");
-  t.ok(lab instanceof NetnsLab, "callers never name the class, but it is the netns one");
-  await t.rejects(createLab({ backend: "qemu" as never }), { name: "TypeError", message: /no lab backend "qemu"/ });
-});
+t.test(
+  "createLab builds the netns backend by default, and refuses one this build lacks or a qemu lab without its kernel",
+  async (t) => {
+    const lab = await withLab(t, { name: "create" });
+    t.equal(lab.backend, "netns");
+    t.ok(lab instanceof NetnsLab, "callers never name the class, but it is the netns one");
+    await t.rejects(createLab({ backend: "xen" as never }), {
+      name: "TypeError",
+      message: /no lab backend "xen" in this build: it has netns and qemu/,
+    });
+    await t.rejects(createLab({ backend: "qemu" }), {
+      name: "TypeError",
+      message: /a qemu lab needs the kernel its hosts boot/,
+    });
+  },
+);
 
 t.test("netns capabilities: every fault but crash, each with how it is given", async (t) => {
   const lab = await withLab(t, { name: "caps" });
