@@ -3,7 +3,8 @@
 import { Console } from "node:console";
 import { runAgent } from "./agent.js";
 
-const USAGE = "usage: main.js --host NAME  (serves sockprobe agent requests, one JSON line each, on stdin/stdout)";
+const USAGE =
+  "usage: main.js --host NAME  (serves sockprobe agent requests, one JSON line each, on stdin/stdout)\n       main.js --check       (says whether the agent can run here: Node, the addon, a socket)";
 
 // The host name from argv, or undefined when the usage is wrong.
 function parseArgs(argv: readonly string[]): string | undefined {
@@ -13,7 +14,16 @@ function parseArgs(argv: readonly string[]): string | undefined {
   return host && !host.startsWith("-") ? host : undefined;
 }
 
+// What a provisioner asks before a lab counts on this host: the addon loads and makes a socket.
+async function check(): Promise<void> {
+  const { Socket } = await import("../sys/socket.js");
+  const { release } = await import("node:os");
+  Socket.create({ family: "IPv4" }).close();
+  process.stdout.write(`sockprobe agent can run: Node ${process.version}, Linux ${release()}\n`);
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === "--check" && process.argv.length === 3) return check();
   const host = parseArgs(process.argv.slice(2));
   if (host === undefined) {
     process.stderr.write(`${USAGE}\n`);

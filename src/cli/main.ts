@@ -25,8 +25,9 @@ import type { Scenario } from "../scenarios/scenario.js";
 const HELP = `sockprobe: what the Linux kernel really does to TCP connections when things go wrong
 
 usage:
-  sockprobe run [NAME...] [--backend netns|qemu] [--kernel K [--modules DIR]]
-                [--jobs N] [--json FILE] [--junit FILE] [--evidence DIR] [--agent]
+  sockprobe run [NAME...] [--backend netns|qemu|vagrant] [--kernel K [--modules DIR]]
+                [--vagrant-dir DIR] [--jobs N] [--json FILE] [--junit FILE]
+                [--evidence DIR] [--agent]
                         run scenarios (all by default) in parallel labs and print what
                         the kernel did; exit 0 when every verdict passes, 1 otherwise,
                         2 on bad usage
@@ -61,6 +62,8 @@ usage:
                         --retries reruns failures and counts those that pass as flaky;
                         exit 0 when every scenario passes everywhere, 1 otherwise, 2 on
                         bad input
+  sockprobe accel       print kvm or tcg: how a VM runs on this machine (the Vagrantfile
+                        asks, to choose libvirt's driver)
   sockprobe version     print the version
 
 options for run:
@@ -76,7 +79,10 @@ options for run:
   --backend B           netns (default): each host a network namespace on a bridge,
                         all on one kernel; qemu: each host a QEMU VM booting --kernel,
                         its NIC a tap on the lab's bridge, powered off, reset, paused
-                        and crashed through QMP (one scenario at a time by default)
+                        and crashed through QMP (one scenario at a time by default);
+                        vagrant: the running machines of vagrant/'s Vagrantfile (kang,
+                        kodos), reached over vagrant ssh, faults through the provider
+  --vagrant-dir DIR     with --backend vagrant: the folder of the Vagrantfile
   --kernel K            the kernel to run on: host (default, the running kernel), a
                         Debian series such as 6.1 or 6.12 (fetched once into
                         ~/.cache/sockprobe), or a kernel image (bzImage, vmlinuz), booted
@@ -87,7 +93,7 @@ options for run:
 
 // Errors of bad input from the commands loaded on demand (each loads only what it needs, which
 // matters most in a guest under TCG, where compiling modules dominates start-up).
-const INPUT_ERRORS = new Set(["VmUsageError", "KernelError", "BootError", "ReportError"]);
+const INPUT_ERRORS = new Set(["VmUsageError", "KernelError", "BootError", "ReportError", "VagrantError"]);
 
 /** Bad usage: the message says what was wrong and how to fix it. */
 class UsageError extends Error {}
@@ -141,15 +147,15 @@ interface RunArgs {
   /** `host` (the default), a Debian series, or a kernel image to boot and run inside. */
   kernel: string;
   modules?: string;
-  backend: "netns" | "qemu";
+  backend: "netns" | "qemu" | "vagrant";
+  vagrantDir?: string;
 }
 
-type LabSetup = import("../runner/qemu-setup.js").QemuSetup;
+type LabSetup = import("../runner/qemu-setup.js").LabSetup;
 
-function parseBackend(value: string | undefined): "netns" | "qemu" {
-  if (value === undefined || value === "netns" || value === "qemu") return value ?? "netns";
-  if (value === "vagrant") throw new UsageError("--backend vagrant is not built yet: use netns (the default) or qemu");
-  throw new UsageError(`unknown backend ${JSON.stringify(value)}: use netns (the default) or qemu`);
+function parseBackend(value: string | undefined): "netns" | "qemu" | "vagrant" {
+  if (value === undefined || value === "netns" || value === "qemu" || value === "vagrant") return value ?? "netns";
+  throw new UsageError(`unknown backend ${JSON.stringify(value)}: use netns (the default), qemu or vagrant`);
 }
 
 function parseRunArgs(args: string[]): RunArgs {
@@ -166,6 +172,7 @@ function parseRunArgs(args: string[]): RunArgs {
       kernel: { type: "string" },
       modules: { type: "string" },
       backend: { type: "string" },
+      "vagrant-dir": { type: "string" },
     },
   });
   const out: RunArgs = {
@@ -175,8 +182,14 @@ function parseRunArgs(args: string[]): RunArgs {
     kernel: values.kernel ?? "host",
     backend: parseBackend(values.backend),
   };
-  if (out.backend === "qemu" && out.agent)
-    throw new UsageError("--agent is how the qemu backend always reaches its hosts: drop it");
+  if (out.backend !== "netns" && out.agent)
+    throw new UsageError(`--agent is how the ${out.backend} backend always reaches its hosts: drop it`);
+  if (values["vagrant-dir"] !== undefined) {
+    if (out.backend !== "vagrant") throw new UsageError("--vagrant-dir goes with --backend vagrant");
+    out.vagrantDir = values["vagrant-dir"];
+  }
+  if (out.backend === "vagrant" && values.kernel !== undefined)
+    throw new UsageError("--kernel does not go with --backend vagrant: the machines run their box's kernel");
   if (values.modules !== undefined) {
     if (out.kernel === "host")
       throw new UsageError("--modules goes with --kernel PATH: the modules of a kernel image to boot");
@@ -249,7 +262,7 @@ async function run(a: RunArgs, setup?: LabSetup): Promise<number> {
     `running ${scenarios.length} scenario${scenarios.length === 1 ? "" : "s"} on ${setup ? setup.describe : `Linux ${release()}, netns backend`}\n`,
   );
   const ran = await runScenarios(scenarios, {
-    ...(setup ? { backend: "qemu" as const, qemu: setup.qemu } : {}),
+    ...(setup ? setup.lab : {}),
     ...(jobs ? { jobs } : {}),
     ...(captureDir ? { captureDir } : {}),
     trace: a.trace,
@@ -264,11 +277,12 @@ async function run(a: RunArgs, setup?: LabSetup): Promise<number> {
   const report = buildReport(
     results,
     durationMs,
-    setup ? "qemu" : "netns",
+    setup ? setup.backend : "netns",
     setup ? { release: setup.release, version: setup.version } : undefined,
   );
-  if (a.json) writeReport(a.json, report);
-  if (a.junit) writeJunit(a.junit, report);
+  const written = setup?.vagrant ? { ...report, vagrant: setup.vagrant } : report;
+  if (a.json) writeReport(a.json, written);
+  if (a.junit) writeJunit(a.junit, written);
   return results.every((r) => r.verdict === "pass") ? 0 : 1;
 }
 
@@ -288,8 +302,7 @@ async function runQemuReport(names: readonly string[], kernel: import("../vm/ker
   const started = performance.now();
   const results = await runScenarios(names.map(findScenario), {
     trace: true,
-    backend: "qemu",
-    qemu: setup.qemu,
+    ...setup.lab,
     jobs: 1,
     progress: progress(),
   });
@@ -302,7 +315,7 @@ async function explain(scenario: Scenario, setup?: LabSetup): Promise<number> {
   const r = await runScenario(scenario, {
     captureDir: dir,
     trace: true,
-    ...(setup ? { backend: "qemu" as const, qemu: setup.qemu } : {}),
+    ...(setup ? setup.lab : {}),
   });
   console.log(formatStory(r));
   return r.verdict === "pass" ? 0 : 1;
@@ -344,11 +357,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Usage is checked before anything is built, and before re-running in a user namespace.
       case "run": {
         const parsed = parseRunArgs(rest);
-        if (parsed.backend === "qemu") {
+        if (parsed.backend !== "netns") {
           const privileged = await ensurePrivileges(argv);
           if (privileged !== undefined) return privileged;
-          const { qemuSetup } = await import("../runner/qemu-setup.js");
-          return await run(parsed, await qemuSetup(parsed.kernel, parsed.modules));
+          const setups = await import("../runner/qemu-setup.js");
+          return await run(
+            parsed,
+            parsed.backend === "qemu"
+              ? await setups.qemuSetup(parsed.kernel, parsed.modules)
+              : await setups.vagrantSetup(parsed.vagrantDir),
+          );
         }
         // A kernel under test boots in QEMU, which needs no root: the lab runs as root in the guest.
         if (parsed.kernel !== "host")
@@ -357,6 +375,13 @@ export async function main(argv: readonly string[]): Promise<number> {
             scenarios: parsed.scenarios.map((s) => s.name),
           });
         return (await ensurePrivileges(argv)) ?? (await run(parsed));
+      }
+      // For the Vagrantfile: the accelerator a VM gets here (kvm only where KVM really runs a guest).
+      case "accel": {
+        const a = await (await import("../vm/accel.js")).chooseAccel();
+        console.log(a.accel);
+        console.error(a.why);
+        return 0;
       }
       case "kernels":
         return await (await import("./vm-commands.js")).kernelsCommand(rest);
@@ -369,7 +394,12 @@ export async function main(argv: readonly string[]): Promise<number> {
         const { values, positionals } = parseArgs({
           args: rest,
           allowPositionals: true,
-          options: { backend: { type: "string" }, kernel: { type: "string" }, modules: { type: "string" } },
+          options: {
+            backend: { type: "string" },
+            kernel: { type: "string" },
+            modules: { type: "string" },
+            "vagrant-dir": { type: "string" },
+          },
         });
         if (positionals.length !== 1) {
           throw new UsageError(
@@ -385,6 +415,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         if (backend === "qemu") {
           const { qemuSetup } = await import("../runner/qemu-setup.js");
           return await explain(scenario, await qemuSetup(values.kernel ?? "host", values.modules));
+        }
+        if (backend === "vagrant") {
+          const { vagrantSetup } = await import("../runner/qemu-setup.js");
+          return await explain(scenario, await vagrantSetup(values["vagrant-dir"]));
         }
         return await explain(scenario);
       }

@@ -33,6 +33,12 @@ export interface Report {
   readonly scenarios: readonly ReportScenario[];
   /** How the guest booted, when the run was made on a kernel under test (`--kernel`). */
   readonly boot?: BootInfo;
+  /** The vagrant backend's provider, Vagrantfile folder, and each machine's box and kernel. */
+  readonly vagrant?: {
+    readonly provider: string;
+    readonly dir: string;
+    readonly machines: ReadonlyArray<{ readonly name: string; readonly box: string; readonly kernel: string }>;
+  };
 }
 
 /** sockprobe's own version, from package.json. */

@@ -30,6 +30,8 @@ export interface RunOptions {
   readonly backend?: CreateLabOptions["backend"];
   /** The qemu backend's kernel and VM size. */
   readonly qemu?: CreateLabOptions["qemu"];
+  /** The vagrant backend's Vagrantfile folder. */
+  readonly vagrantDir?: string;
 }
 
 /**
@@ -44,6 +46,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     ...(options.control ? { control: options.control } : {}),
     ...(options.backend ? { backend: options.backend } : {}),
     ...(options.qemu ? { qemu: options.qemu } : {}),
+    ...(options.vagrantDir ? { vagrantDir: options.vagrantDir } : {}),
   });
   const ctx = new ScenarioContext(lab, scenario, await lab.kernelFacts());
   const unsupported =

@@ -229,7 +229,7 @@ async function verify(
     maxSeconds: a.maxSeconds,
     backlog: a.backlog,
     ...(a.userTimeoutMs ? { userTimeoutMs: a.userTimeoutMs } : {}),
-    ...(setup ? { qemu: setup.qemu } : {}),
+    ...(setup ? { qemu: setup.lab.qemu } : {}),
     progress: progress(io),
   });
   say(io, formatVerify(rows));

@@ -413,7 +413,7 @@ t.test("main: usage and a clean exit at end of input", BOUND, async (t) => {
   for (const args of [[], ["--host"], ["--bogus", "x"], ["--host", "--x"], ["--host", "a", "b"]]) {
     const r = spawnSync(process.execPath, [`--import=${TSX}`, AGENT_MAIN, ...args], { encoding: "utf8" });
     t.equal(r.status, 2, `exit 2 for ${JSON.stringify(args)}`);
-    t.match(r.stderr, /^usage: main\.js --host NAME[^\n]*\n$/, "one usage line on stderr");
+    t.match(r.stderr, /^usage: main\.js --host NAME[^\n]*\n {7}main\.js --check[^\n]*\n$/, "the usage on stderr");
     t.equal(r.stdout, "", "nothing on stdout");
   }
   const r = spawnSync(process.execPath, [`--import=${TSX}`, AGENT_MAIN, "--host=kif"], {
@@ -422,6 +422,9 @@ t.test("main: usage and a clean exit at end of input", BOUND, async (t) => {
     timeout: 20_000,
   });
   t.equal(r.status, 0, `exits 0 when stdin ends (stderr: ${r.stderr})`);
+  const check = spawnSync(process.execPath, [`--import=${TSX}`, AGENT_MAIN, "--check"], { encoding: "utf8" });
+  t.equal(check.status, 0, "--check: the agent can run here");
+  t.match(check.stdout, /^sockprobe agent can run: Node v\d+\.\d+\.\d+, Linux \S+\n$/);
   const lines = r.stdout.split("\n").filter(Boolean);
   t.equal(lines.length, 1, "exactly one line out");
   t.match(JSON.parse(lines[0] ?? "null"), { id: 1, ok: true, value: { host: "kif", protocol: PROTOCOL_VERSION } });

@@ -65,11 +65,22 @@ else
   qemu-img convert -c -O qcow2 "$WORK/root.raw" "$WORK/box/box.img"
   printf '{"provider": "libvirt", "format": "qcow2", "virtual_size": 3}\n' >"$WORK/box/metadata.json"
   cat >"$WORK/box/Vagrantfile" <<'EOF'
-# sockprobe/debian12: its kernel boots directly, root on the box's disk.
+# sockprobe/debian12: its kernel boots directly, root on the box's disk. QEMU runs as libvirt's own
+# user, who may not enter the home folder the box lives in: the kernel and initrd are copied where
+# it can read them.
+require "fileutils"
+boot = File.join(ENV["SOCKPROBE_BOOT_DIR"] || "/var/tmp/sockprobe-boot", File.basename(__dir__.to_s.sub(%r{/libvirt$}, "")))
+%w[vmlinuz initrd.img].each do |f|
+  dst = File.join(boot, f)
+  next if File.exist?(dst) && File.size(dst) == File.size(File.expand_path(f, __dir__))
+  FileUtils.mkdir_p(boot, mode: 0o755)
+  FileUtils.cp(File.expand_path(f, __dir__), dst)
+  File.chmod(0o644, dst)
+end
 Vagrant.configure("2") do |config|
   config.vm.provider :libvirt do |libvirt|
-    libvirt.kernel = File.expand_path("vmlinuz", __dir__)
-    libvirt.initrd = File.expand_path("initrd.img", __dir__)
+    libvirt.kernel = File.join(boot, "vmlinuz")
+    libvirt.initrd = File.join(boot, "initrd.img")
     libvirt.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1"
   end
 end

@@ -17,6 +17,7 @@ import { Netns, Socket } from "../../sys/socket.js";
 import { Transcript } from "../../sys/transcript.js";
 import { AddressPlan, type InterfacePlan, type LabIdLease, leaseLabId, MAX_HOSTS_PER_SWITCH } from "../addressing.js";
 import { AgentClient } from "../agent-client.js";
+import { connectFrom, faultEvent, listenOn, sampleTcpInfo } from "../common.js";
 import type { Host, HostProcess, HostSocket, HostState } from "../host.js";
 import {
   type Fault,
@@ -224,28 +225,16 @@ class NetnsHost implements Host {
     return localHostSocket(s, gen.sockets);
   }
 
-  async listen(port = 0, options: { backlog?: number; family?: "IPv4" | "IPv6" } = {}): Promise<HostSocket> {
-    const family = options.family ?? "IPv4";
-    const s = await this.socket({ family });
-    await s.setOption("SO_REUSEADDR", 1);
-    await s.bind(family === "IPv6" ? this.ipv6 : this.ipv4, port);
-    await s.listen(options.backlog ?? 128);
-    return s;
+  listen(port = 0, options: { backlog?: number; family?: "IPv4" | "IPv6" } = {}): Promise<HostSocket> {
+    return listenOn(this, port, options);
   }
 
-  async connect(
+  connect(
     address: string,
     port: number,
     options: { timeoutMs?: number; family?: "IPv4" | "IPv6" } = {},
   ): Promise<HostSocket> {
-    const s = await this.socket({ family: options.family ?? (address.includes(":") ? "IPv6" : "IPv4") });
-    try {
-      await s.connectAsync(address, port, { timeoutMs: options.timeoutMs ?? 5000 });
-    } catch (e) {
-      await s.close();
-      throw e;
-    }
-    return s;
+    return connectFrom(this, address, port, options);
   }
 
   spawn(argv: readonly string[]): HostProcess {
@@ -545,13 +534,7 @@ export class NetnsLab implements Lab {
 
   // Records a fault with what was done to give it (`command`), as the report and the ladder show it.
   #fault(fault: string, hosts: NetnsHost[], command: string, detail?: string): void {
-    this.faults.push({
-      atUs: this.transcript.nowUs(),
-      fault,
-      hosts: hosts.map((h) => h.name),
-      ...(detail ? { detail } : {}),
-      command,
-    });
+    this.faults.push(faultEvent(this.transcript, fault, hosts, command, detail));
   }
 
   /** The typed error for a fault the netns backend cannot give; undefined for one it can. */
@@ -901,30 +884,11 @@ export class NetnsLab implements Lab {
   }
 
   /** Samples TCP_INFO of a socket every intervalMs until `until` settles or maxSamples are taken. */
-  async sampleTcpInfo(
+  sampleTcpInfo(
     socket: HostSocket,
     options: { intervalMs: number; until: Promise<unknown>; maxSamples?: number },
   ): Promise<TcpInfoSample[]> {
-    const samples: TcpInfoSample[] = [];
-    let done = false;
-    options.until.then(
-      () => {
-        done = true;
-      },
-      () => {
-        done = true;
-      },
-    );
-    const max = options.maxSamples ?? 10_000;
-    while (!done && samples.length < max) {
-      try {
-        samples.push({ atUs: this.transcript.nowUs(), info: await socket.tcpInfo() });
-      } catch {
-        break; // the socket was closed or its host powered off: sampling ends there
-      }
-      await Promise.race([new Promise((r) => setTimeout(r, options.intervalMs)), options.until.catch(() => {})]);
-    }
-    return samples;
+    return sampleTcpInfo(this.transcript, socket, options);
   }
 
   /** Tears everything down: programs, sockets, captures, trace, namespaces. Safe to call twice. */

@@ -7,20 +7,18 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, sep } from "node:path";
-import { PassThrough } from "node:stream";
 import type { Packet } from "../../evidence/capture.js";
 import { type KernelFacts, kernelFactsFrom } from "../../evidence/kernel-facts.js";
-import { parseSocketTable, type SocketRow } from "../../evidence/socket-table.js";
-import type { TraceEvent } from "../../evidence/tracepoints.js";
 import { requireTools } from "../../proc/tools.js";
-import { SysError } from "../../sys/errors.js";
 import { Transcript } from "../../sys/transcript.js";
 import { BootError, Guest, sockprobeEntry } from "../../vm/guest-run.js";
 import type { Kernel } from "../../vm/kernels.js";
 import { Qmp } from "../../vm/qmp.js";
 import { AddressPlan, type InterfacePlan, type LabIdLease, leaseLabId, MAX_HOSTS_PER_SWITCH } from "../addressing.js";
 import { AgentClient, agentCommand } from "../agent-client.js";
-import type { Host, HostProcess, HostSocket, HostState } from "../host.js";
+import { AgentHost, GuestClock, GuestTraces, must } from "../agent-host.js";
+import { faultEvent, sampleTcpInfo } from "../common.js";
+import type { Host, HostProcess, HostSocket } from "../host.js";
 import {
   type Fault,
   type FaultEvent,
@@ -36,7 +34,6 @@ import {
 } from "../lab.js";
 import { BASE_SYSCTLS, QUIET_RULES } from "../quiet.js";
 import { LabSwitch } from "../switch.js";
-import { SysctlError, sysctlPath } from "../sysctl.js";
 
 /** How the qemu backend gives each fault. */
 const QEMU_CAPABILITIES: ReadonlyMap<Fault, string> = new Map<Fault, string>([
@@ -85,44 +82,6 @@ export function guestAgentCommand(host: string): string[] {
   return agentCommand(host);
 }
 
-/**
- * A guest's monotonic clock mapped onto this process's: an offset per stretch of guest time. A pause
- * stops the guest's clock, so each resume starts a new stretch with a new offset.
- */
-class GuestClock {
-  readonly #stretches: Array<{ fromNs: bigint; offsetNs: bigint }> = [];
-  /** The best round trip of the last sync: the mapping's error is at most half of it. */
-  rttNs = 0n;
-
-  /** Measures the offset now (best of five round trips) for guest times from `fromNs` on. */
-  async sync(agent: AgentClient, fromNs?: bigint): Promise<void> {
-    let best: { rtt: bigint; offset: bigint; guest: bigint } | undefined;
-    for (let i = 0; i < 5; i++) {
-      const t0 = process.hrtime.bigint();
-      const g = await agent.clock();
-      const t1 = process.hrtime.bigint();
-      const rtt = t1 - t0;
-      if (!best || rtt < best.rtt) best = { rtt, offset: (t0 + t1) / 2n - g, guest: g };
-    }
-    const b = best as { rtt: bigint; offset: bigint; guest: bigint };
-    this.rttNs = b.rtt;
-    this.#stretches.push({ fromNs: fromNs ?? 0n, offsetNs: b.offset });
-  }
-
-  /** The guest's clock reading now, from the last stretch: where a pause stops it. */
-  guestNow(): bigint {
-    const last = this.#stretches.at(-1);
-    return last ? process.hrtime.bigint() - last.offsetNs : 0n;
-  }
-
-  /** A guest time on this process's monotonic clock. */
-  toHost(guestNs: bigint): bigint {
-    let offset = this.#stretches[0]?.offsetNs ?? 0n;
-    for (const s of this.#stretches) if (guestNs >= s.fromNs) offset = s.offsetNs;
-    return guestNs + offset;
-  }
-}
-
 // One boot of a host: its QEMU, and within it the kernel generation's agent and clock.
 interface Vm {
   readonly guest: Guest;
@@ -135,52 +94,21 @@ interface Vm {
   pausedAtGuestNs?: bigint;
 }
 
-/** A program run through the agent: it runs to completion, its output comes at its end. */
-class AgentProcess implements HostProcess {
-  readonly pid = undefined;
-  readonly stdout = new PassThrough();
-  readonly stderr = new PassThrough();
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(
-    readonly host: string,
-    readonly argv: readonly string[],
-    agent: AgentClient,
-  ) {
-    this.exited = agent.run(argv, { timeoutMs: 60_000 }).then(
-      (r) => {
-        this.stdout.end(r.stdout);
-        this.stderr.end(r.stderr);
-        return { code: r.code, signal: r.signal as NodeJS.Signals | null };
-      },
-      (e: Error) => {
-        this.stdout.end();
-        this.stderr.end(`${e.message}\n`);
-        return { code: null, signal: null };
-      },
-    );
-  }
-
-  /** The agent runs a program to completion: there is no process here to signal. */
-  kill(): void {}
-}
-
-class QemuHost implements Host {
-  state: HostState = "off";
-  generation = 0;
+class QemuHost extends AgentHost {
   vm: Vm | undefined;
-  readonly #sysctls: Record<string, string> = {};
   /** The QEMU process whose tap is being captured: a reset keeps it, a new QEMU gets a new file. */
   capturedQemu: number | undefined;
 
   constructor(
     readonly lab: QemuLab,
-    readonly name: string,
+    name: string,
     readonly index: number,
     readonly switchIndex: number,
     readonly plan: InterfacePlan,
     readonly desiredSysctls: Readonly<Record<string, string | number>>,
-  ) {}
+  ) {
+    super(name);
+  }
 
   get ipv4(): string {
     return this.plan.ipv4;
@@ -191,80 +119,20 @@ class QemuHost implements Host {
   get mac(): string {
     return this.plan.mac;
   }
+  get agent(): AgentClient | undefined {
+    return this.vm?.agent;
+  }
+  get guestClock(): GuestClock | undefined {
+    return this.vm?.clock;
+  }
   /** The tap's name on the switch. */
   get port(): string {
     return `h${this.index}`;
   }
-  get sysctls(): Readonly<Record<string, string>> {
-    return { ...this.#sysctls };
-  }
 
   alive(what: string): Vm {
-    if (this.state === "off" || !this.vm) throw new Error(`${what} on ${this.name}: the host is powered off`);
-    return this.vm;
-  }
-
-  async socket(options: { family?: "IPv4" | "IPv6" } = {}): Promise<HostSocket> {
-    return this.alive("socket").agent.socket(options);
-  }
-
-  async listen(port = 0, options: { backlog?: number; family?: "IPv4" | "IPv6" } = {}): Promise<HostSocket> {
-    const family = options.family ?? "IPv4";
-    const s = await this.socket({ family });
-    await s.setOption("SO_REUSEADDR", 1);
-    await s.bind(family === "IPv6" ? this.ipv6 : this.ipv4, port);
-    await s.listen(options.backlog ?? 128);
-    return s;
-  }
-
-  async connect(
-    address: string,
-    port: number,
-    options: { timeoutMs?: number; family?: "IPv4" | "IPv6" } = {},
-  ): Promise<HostSocket> {
-    const s = await this.socket({ family: options.family ?? (address.includes(":") ? "IPv6" : "IPv4") });
-    try {
-      await s.connectAsync(address, port, { timeoutMs: options.timeoutMs ?? 5000 });
-    } catch (e) {
-      await s.close();
-      throw e;
-    }
-    return s;
-  }
-
-  spawn(argv: readonly string[]): HostProcess {
-    return new AgentProcess(this.name, argv, this.alive("spawn").agent);
-  }
-
-  async sockets(): Promise<SocketRow[]> {
-    const r = await this.alive("sockets").agent.run(["ss", "-tanoiemHO"], { timeoutMs: 30_000 });
-    if (r.code !== 0) throw new Error(`ss on ${this.name} exited with ${r.code ?? r.signal}: ${r.stderr.trim()}`);
-    return parseSocketTable(r.stdout, this.name);
-  }
-
-  async sysctl(key: string): Promise<string> {
-    const path = sysctlPath(key);
-    try {
-      return (await this.alive("sysctl").agent.readFile(path)).trim().split(/\s+/).join(" ");
-    } catch (e) {
-      throw sysctlError(key, path, e);
-    }
-  }
-
-  async setSysctls(values: Readonly<Record<string, string | number>>): Promise<Record<string, string>> {
-    const { agent } = this.alive("setSysctls");
-    const out: Record<string, string> = {};
-    for (const [key, value] of Object.entries(values)) {
-      const path = sysctlPath(key);
-      try {
-        await agent.writeFile(path, String(value));
-      } catch (e) {
-        throw sysctlError(key, path, e, String(value));
-      }
-      out[key] = await this.sysctl(key);
-      this.#sysctls[key] = out[key] as string;
-    }
-    return out;
+    this.reach(what);
+    return this.vm as Vm;
   }
 
   /** Configures a fresh kernel: sysctls, quiet rules, eth0's addresses, then the agent's clock. */
@@ -279,7 +147,7 @@ class QemuHost implements Host {
       ...BASE_SYSCTLS,
       ...Object.fromEntries(eth0),
       ...this.desiredSysctls,
-      ...this.#sysctls,
+      ...this.sysctls,
     });
     await must(agent, this.name, ["nft", "-f", "-"], QUIET_RULES);
     const p = this.plan;
@@ -295,23 +163,6 @@ class QemuHost implements Host {
     );
     await vm.clock.sync(agent);
   }
-}
-
-function sysctlError(key: string, path: string, e: unknown, value?: string): Error {
-  const code = (e as { code?: string }).code;
-  if (code === "ENOENT")
-    return new SysctlError(`unknown sysctl ${key}: this kernel has no ${path}`, key, value, { cause: e });
-  if (e instanceof SysError || code)
-    return new SysctlError(`sysctl ${key}${value === undefined ? "" : `=${value}`}: ${code}`, key, value, {
-      cause: e,
-    });
-  return e as Error;
-}
-
-async function must(agent: AgentClient, host: string, argv: string[], input?: string): Promise<void> {
-  const r = await agent.run(argv, { ...(input === undefined ? {} : { input }), timeoutMs: 60_000 });
-  if (r.code !== 0)
-    throw new Error(`\`${argv.join(" ")}\` on ${host} exited with ${r.code ?? r.signal}: ${r.stderr.trim()}`);
 }
 
 // Labs not yet closed, released on process exit: QEMU dies with us anyway (PR_SET_PDEATHSIG).
@@ -337,10 +188,7 @@ export class QemuLab implements Lab {
   readonly #hosts = new Map<string, QemuHost>();
   #nextIndex = 0;
   #closed = false;
-  #tracing = false;
-  #traceWhyNot: string | undefined;
-  /** Events of kernels that are gone (powered off, reset, crashed), on the lab's clock. */
-  readonly #pastEvents: StateEvent[] = [];
+  readonly #traces: GuestTraces;
 
   private constructor(options: QemuLabOptions, name: string, lease: LabIdLease, sw: LabSwitch) {
     this.name = name;
@@ -351,6 +199,7 @@ export class QemuLab implements Lab {
     this.plan = new AddressPlan(lease.id);
     this.#switch = sw;
     this.transcript = options.transcript ?? new Transcript();
+    this.#traces = new GuestTraces(this.transcript.originNs, () => this.#hosts.values());
     openLabs.add(this);
     if (openLabs.size === 1) process.once("exit", releaseOpenLabs);
   }
@@ -465,13 +314,7 @@ export class QemuLab implements Lab {
   }
 
   #fault(fault: string, hosts: QemuHost[], command: string, detail?: string): void {
-    this.faults.push({
-      atUs: this.transcript.nowUs(),
-      fault,
-      hosts: hosts.map((h) => h.name),
-      ...(detail ? { detail } : {}),
-      command,
-    });
+    this.faults.push(faultEvent(this.transcript, fault, hosts, command, detail));
   }
 
   // A new QEMU: boot, tap into the bridge, agent, configuration, trace and capture.
@@ -561,7 +404,7 @@ export class QemuLab implements Lab {
     host.vm = vm;
     await host.configure(vm);
     await this.#waitCarrier(host, vm);
-    if (this.#tracing) await agent.trace("start");
+    if (this.#traces.on) await agent.trace("start");
     return vm;
   }
 
@@ -583,20 +426,8 @@ export class QemuLab implements Lab {
   }
 
   // Keeps what the host's kernel traced before the kernel goes (power off, reset, panic).
-  async #keepTrace(host: QemuHost): Promise<void> {
-    const vm = host.vm;
-    if (!this.#tracing || !vm) return;
-    try {
-      this.#pastEvents.push(...this.#onLabClock(await vm.agent.trace("snapshot"), vm.clock));
-    } catch {}
-  }
-
-  #onLabClock(events: readonly TraceEvent[], clock: GuestClock): StateEvent[] {
-    const origin = this.transcript.originNs;
-    return events.map((e) => {
-      const atNs = clock.toHost(e.atNs);
-      return { ...e, atNs, atUs: Number(atNs - origin) / 1000 };
-    });
+  #keepTrace(host: QemuHost): Promise<void> {
+    return this.#traces.keep(host);
   }
 
   // Ends the host's QEMU now: `quit` through QMP, SIGKILL if QMP cannot.
@@ -699,8 +530,10 @@ export class QemuLab implements Lab {
     const host = this.#impl(h);
     const vm = host.alive("pause");
     this.#fault("pause", [host], "QMP stop");
-    await vm.qmp.execute("stop");
+    // The new stretch of guest time starts where the command did: the guest stops somewhere while
+    // it runs, and what it does right after resuming must map with the new offset.
     vm.pausedAtGuestNs = vm.clock.guestNow();
+    await vm.qmp.execute("stop");
     host.state = "paused";
   }
 
@@ -815,67 +648,27 @@ export class QemuLab implements Lab {
   }
 
   /** Each guest's own tracepoints, through its agent, mapped onto the lab's clock. */
-  async startTrace(): Promise<TraceStatus> {
-    this.#tracing = true;
-    try {
-      for (const h of this.#hosts.values()) if (h.vm && h.state !== "off") await h.vm.agent.trace("start");
-    } catch (e) {
-      this.#tracing = false;
-      this.#traceWhyNot = (e as Error).message;
-      return { available: false, reason: this.#traceWhyNot };
-    }
-    return { available: true };
+  startTrace(): Promise<TraceStatus> {
+    return this.#traces.start();
   }
 
-  async traceSnapshot(): Promise<StateEvent[] | undefined> {
-    if (!this.#tracing) return undefined;
-    const live = await Promise.all(
-      [...this.#hosts.values()].map(async (h) => {
-        const vm = h.vm;
-        if (!vm || h.state === "off" || h.state === "paused") return [];
-        try {
-          return this.#onLabClock(await vm.agent.trace("snapshot"), vm.clock);
-        } catch {
-          return [];
-        }
-      }),
-    );
-    return [...this.#pastEvents, ...live.flat()].sort((a, b) => a.atUs - b.atUs);
+  traceSnapshot(): Promise<StateEvent[] | undefined> {
+    return this.#traces.snapshot();
   }
 
   traceStatus(): TraceStatus {
-    if (this.#tracing) return { available: true };
-    return { available: false, reason: this.#traceWhyNot ?? "no trace was started for this run" };
+    return this.#traces.status();
   }
 
-  async stopTrace(): Promise<StateEvent[]> {
-    const events = (await this.traceSnapshot()) ?? [];
-    for (const h of this.#hosts.values()) await h.vm?.agent.trace("stop").catch(() => {});
-    this.#tracing = false;
-    this.#pastEvents.length = 0;
-    return events;
+  stopTrace(): Promise<StateEvent[]> {
+    return this.#traces.stop();
   }
 
-  async sampleTcpInfo(
+  sampleTcpInfo(
     socket: HostSocket,
     options: { intervalMs: number; until: Promise<unknown>; maxSamples?: number },
   ): Promise<TcpInfoSample[]> {
-    const samples: TcpInfoSample[] = [];
-    let done = false;
-    const settle = () => {
-      done = true;
-    };
-    options.until.then(settle, settle);
-    const max = options.maxSamples ?? 10_000;
-    while (!done && samples.length < max) {
-      try {
-        samples.push({ atUs: this.transcript.nowUs(), info: await socket.tcpInfo() });
-      } catch {
-        break;
-      }
-      await Promise.race([new Promise((r) => setTimeout(r, options.intervalMs)), options.until.catch(() => {})]);
-    }
-    return samples;
+    return sampleTcpInfo(this.transcript, socket, options);
   }
 
   /** Every VM quits, then the switch goes. Safe to call twice. */
