@@ -94,21 +94,42 @@ class VagrantHost extends AgentHost {
   }
 }
 
-// Processes that run vagrant ssh for an agent: killed with us on exit (vagrant is ruby, then ssh).
+// Each agent's ssh, killed with us on exit; on a kill -9 PR_SET_PDEATHSIG ends it, and sshd then
+// ends the agent in the guest.
 const children = new Set<ChildProcess>();
 process.once("exit", () => {
   for (const c of children) c.kill("SIGKILL");
 });
 
-// One agent per host, over `vagrant ssh`: JSON lines over its stdin and stdout.
+// `vagrant ssh-config NAME` as ssh options: ssh then runs as our own child (vagrant ssh runs it as
+// ruby's, which nothing kills when we die), starts in a second rather than three, and no file is
+// written that a kill -9 could leave behind.
+async function sshOptions(dir: string, name: string): Promise<string[]> {
+  const r = await run(inVagrantNetns(["vagrant", "ssh-config", name]), {
+    cwd: dir,
+    allowFail: true,
+    timeoutMs: 120_000,
+  });
+  if (r.code !== 0)
+    throw new VagrantError(
+      `vagrant ssh-config ${name} failed: ${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" ")}`,
+    );
+  return r.stdout
+    .split("\n")
+    .map((l) => /^\s+(\S+)\s+(.+)$/.exec(l))
+    .filter((m) => m !== null)
+    .flatMap((m) => ["-o", `${m[1]}=${(m[2] as string).replace(/^"(.*)"$/, "$1")}`]);
+}
+
+// One agent per host, over the ssh `vagrant ssh` uses: JSON lines over its stdin and stdout.
 async function connectAgent(dir: string, host: VagrantHost, transcript: Transcript | undefined, boundMs: number) {
+  const options = await sshOptions(dir, host.name);
   const cmd = `sudo node ${GUEST_PROJECT}/dist/agent/main.js --host ${host.name}`;
-  const argv = wrapArgv(inVagrantNetns(["vagrant", "ssh", host.name, "--no-tty", "-c", cmd]));
+  const argv = wrapArgv(inVagrantNetns(["ssh", ...options, "-T", "-o", "ServerAliveInterval=5", host.name, cmd]));
   const child = spawn(argv[0] as string, argv.slice(1), { cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
   children.add(child);
   child.on("close", () => children.delete(child));
-  // Vagrant may say things of its own on stdout ("==> kang: …") before ssh runs: only the agent's
-  // JSON lines go on to the client.
+  // Only the agent's JSON lines go on to the client (a login banner or motd would not parse).
   const lines = new PassThrough();
   let partial = "";
   (child.stdout as Readable).setEncoding("utf8").on("data", (d: string) => {
@@ -160,6 +181,8 @@ export class VagrantLab implements Lab {
   #partitions: Array<[string[], string[]]> = [];
   readonly #loss = new Map<string, number>();
   #closed = false;
+  /** Attaches under way: close waits for them, so that none finishes behind it. */
+  readonly #attaching = new Set<Promise<unknown>>();
 
   private constructor(options: VagrantLabOptions, dir: string, machines: VagrantMachine[]) {
     this.name = options.name ?? "lab";
@@ -251,13 +274,21 @@ export class VagrantLab implements Lab {
       this.machines.indexOf(m),
       options.sysctls ?? {},
     );
-    this.#hosts.set(name, host);
+    const attached = this.#attach(host, 120_000);
+    this.#attaching.add(attached);
     try {
-      await this.#attach(host, 120_000);
+      await attached;
     } catch (e) {
-      this.#hosts.delete(name);
+      this.#drop(host, "it did not attach");
       throw e;
+    } finally {
+      this.#attaching.delete(attached);
     }
+    if (this.#closed) {
+      this.#drop(host, "the lab closed");
+      throw new Error(`lab ${this.name} closed while ${name} was being added`);
+    }
+    this.#hosts.set(name, host);
     return host;
   }
 
@@ -581,6 +612,7 @@ export class VagrantLab implements Lab {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.allSettled([...this.#attaching]);
     this.#partitions = [];
     this.#loss.clear();
     await Promise.all(
