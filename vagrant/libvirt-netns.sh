@@ -67,8 +67,11 @@ stop() {
   fi
   for d in libvirtd virtlogd; do
     if [ -f "$PIDS/$d.pid" ]; then
-      pkill -F "$PIDS/$d.pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do pgrep -F "$PIDS/$d.pid" >/dev/null 2>&1 || break; sleep 0.1; done
+      # The daemon may remove its pid file before it has exited: wait on the process itself.
+      pid=$(cat "$PIDS/$d.pid")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
       rm -f "$PIDS/$d.pid"
     fi
   done
