@@ -14,7 +14,7 @@ t.test(
     t.ok(lab instanceof NetnsLab, "callers never name the class, but it is the netns one");
     await t.rejects(createLab({ backend: "xen" as never }), {
       name: "TypeError",
-      message: /no lab backend "xen" in this build: it has netns and qemu/,
+      message: /no lab backend "xen" in this build: it has netns, qemu and vagrant/,
     });
     await t.rejects(createLab({ backend: "qemu" }), {
       name: "TypeError",
