@@ -35,6 +35,7 @@ start() {
   fi
   for _ in $(seq 1 100); do "${VIRSH[@]}" version >/dev/null 2>&1 && break; sleep 0.1; done
   "${VIRSH[@]}" version >/dev/null
+  forget_ours
   if ! "${VIRSH[@]}" pool-info "$POOL" >/dev/null 2>&1; then
     mkdir -p "$POOL_DIR"
     "${VIRSH[@]}" pool-define-as "$POOL" dir --target "$POOL_DIR" >/dev/null
@@ -46,8 +47,8 @@ start() {
 ours_domains() { "${VIRSH[@]}" list --all --name 2>/dev/null | grep '^sockprobe_' || true; }
 ours_networks() { "${VIRSH[@]}" net-list --all --name 2>/dev/null | grep '^sockprobe-' || true; }
 
-stop() {
-  if "${VIRSH[@]}" version >/dev/null 2>&1; then
+# Domains and networks of ours, from a run that was interrupted before its stop.
+forget_ours() {
     for d in $(ours_domains); do
       "${VIRSH[@]}" destroy "$d" >/dev/null 2>&1 || true
       "${VIRSH[@]}" undefine "$d" --remove-all-storage --nvram >/dev/null 2>&1 || "${VIRSH[@]}" undefine "$d" >/dev/null 2>&1 || true
@@ -56,6 +57,11 @@ stop() {
       "${VIRSH[@]}" net-destroy "$n" >/dev/null 2>&1 || true
       "${VIRSH[@]}" net-undefine "$n" >/dev/null 2>&1 || true
     done
+}
+
+stop() {
+  if "${VIRSH[@]}" version >/dev/null 2>&1; then
+    forget_ours
     # vagrant destroy keeps the base box's volume and the pool on purpose: they go here.
     if "${VIRSH[@]}" pool-info "$POOL" >/dev/null 2>&1; then
       for v in $("${VIRSH[@]}" vol-list "$POOL" 2>/dev/null | awk '{print $1}'); do
