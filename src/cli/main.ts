@@ -151,7 +151,7 @@ interface RunArgs {
   vagrantDir?: string;
 }
 
-type LabSetup = import("../runner/qemu-setup.js").LabSetup;
+type LabSetup = import("../runner/lab-setup.js").LabSetup;
 
 function parseBackend(value: string | undefined): "netns" | "qemu" | "vagrant" {
   if (value === undefined || value === "netns" || value === "qemu" || value === "vagrant") return value ?? "netns";
@@ -296,7 +296,7 @@ async function runHostReport(names: readonly string[]) {
 
 // A kernel's column of a matrix on the qemu backend: every host a VM booting it, run from here.
 async function runQemuReport(names: readonly string[], kernel: import("../vm/kernels.js").Kernel) {
-  const { qemuSetup } = await import("../runner/qemu-setup.js");
+  const { qemuSetup } = await import("../runner/lab-setup.js");
   const setup = await qemuSetup(kernel.image, undefined, kernel);
   process.stderr.write(`${setup.describe}\n`);
   const started = performance.now();
@@ -360,7 +360,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         if (parsed.backend !== "netns") {
           const privileged = await ensurePrivileges(argv);
           if (privileged !== undefined) return privileged;
-          const setups = await import("../runner/qemu-setup.js");
+          const setups = await import("../runner/lab-setup.js");
           return await run(
             parsed,
             parsed.backend === "qemu"
@@ -413,11 +413,11 @@ export async function main(argv: readonly string[]): Promise<number> {
         const privileged = await ensurePrivileges(argv);
         if (privileged !== undefined) return privileged;
         if (backend === "qemu") {
-          const { qemuSetup } = await import("../runner/qemu-setup.js");
+          const { qemuSetup } = await import("../runner/lab-setup.js");
           return await explain(scenario, await qemuSetup(values.kernel ?? "host", values.modules));
         }
         if (backend === "vagrant") {
-          const { vagrantSetup } = await import("../runner/qemu-setup.js");
+          const { vagrantSetup } = await import("../runner/lab-setup.js");
           return await explain(scenario, await vagrantSetup(values["vagrant-dir"]));
         }
         return await explain(scenario);

@@ -209,9 +209,11 @@ async function verify(
     if (e instanceof SysctlFileError) throw e;
     throw new UsageError(`--verify builds lab namespaces and cannot here: ${(e as Error).message}`);
   }
-  const kernel = kernelFacts(read);
+  const setup = a.qemuKernel ? await (await import("../runner/lab-setup.js")).qemuSetup(a.qemuKernel) : undefined;
+  // The predictions follow the kernel the probes run on: the VM's, where the hosts are VMs. Its
+  // hash table (and so the memory-scaled defaults) is not read from afar: those keep their table values.
+  const kernel = setup ? { has: (key: string) => setup.facts.sysctls.has(key) } : kernelFacts(read);
   const settings = resolveSettings(checked.values, kernel);
-  const setup = a.qemuKernel ? await (await import("../runner/qemu-setup.js")).qemuSetup(a.qemuKernel) : undefined;
   const started = performance.now();
   say(
     io,

@@ -56,8 +56,6 @@ const QEMU_CAPABILITIES: ReadonlyMap<Fault, string> = new Map<Fault, string>([
   ],
 ]);
 
-const QEMU_CANNOT: Partial<Record<Fault, string>> = {};
-
 const LAB_NAME = /^[a-z][a-z0-9-]{0,14}$/;
 // The guest's NIC, as QMP names it.
 const NIC = "nic0";
@@ -263,7 +261,7 @@ export class QemuLab implements Lab {
   }
 
   unsupported(fault: Fault): UnsupportedFaultError | undefined {
-    return unsupportedFault(this.backend, this.capabilities, fault, QEMU_CANNOT);
+    return unsupportedFault(this.backend, this.capabilities, fault);
   }
 
   async addHost(name: string, options: HostOptions = {}): Promise<Host> {

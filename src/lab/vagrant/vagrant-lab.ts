@@ -656,8 +656,3 @@ function vagrantMachines(dir: string): Promise<VagrantMachine[]> {
   }
   return p;
 }
-
-/** Whether an error is the vagrant backend's bad input. */
-export function isVagrantError(e: unknown): e is VagrantError {
-  return e instanceof VagrantError;
-}

@@ -3,6 +3,7 @@
 // scenario after another.
 import { existsSync } from "node:fs";
 import { release as hostRelease } from "node:os";
+import type { KernelFacts } from "../evidence/kernel-facts.js";
 import { factsOf } from "../lab/qemu/qemu-lab.js";
 import { chooseAccel } from "../vm/accel.js";
 import { type Kernel, KernelError, resolveKernel } from "../vm/kernels.js";
@@ -23,6 +24,8 @@ export interface LabSetup {
   readonly describe: string;
   /** The vagrant backend's provider, machines, boxes and kernels, for the report. */
   readonly vagrant?: VagrantInfo;
+  /** What the hosts' kernel has (read through an agent on it), for models computed before any lab. */
+  readonly facts: KernelFacts;
 }
 
 /** What a report says of a vagrant run. */
@@ -53,10 +56,11 @@ export async function qemuSetup(spec: string, modules?: string, resolved?: Kerne
     kernel = await resolveKernel(image);
   } else kernel = await resolveKernel(spec, { ...(modules ? { modules } : {}), log: (l) => console.error(l) });
   const started = performance.now();
-  await factsOf(kernel);
+  const facts = await factsOf(kernel);
   const accel = await chooseAccel();
   return {
     backend: "qemu",
+    facts,
     lab: { backend: "qemu", qemu: { kernel } },
     release: kernel.release,
     version: kernel.version ?? "",
@@ -79,6 +83,7 @@ export async function vagrantSetup(dir?: string): Promise<LabSetup> {
     const provider = up[0]?.provider ?? "unknown";
     return {
       backend: "vagrant",
+      facts,
       lab: { backend: "vagrant", vagrantDir: v.dir },
       release: facts.release,
       version: "",
