@@ -70,3 +70,25 @@ export function faultEvent(
 ): FaultEvent {
   return { atUs: transcript.nowUs(), fault, hosts: hosts.map((h) => h.name), ...(detail ? { detail } : {}), command };
 }
+
+/** A host of a lab by name, or the error naming the hosts it has. */
+export function hostNamed<H>(hosts: ReadonlyMap<string, H>, name: string, lab: string): H {
+  const h = hosts.get(name);
+  if (!h)
+    throw new TypeError(
+      `no host ${JSON.stringify(name)} in lab ${lab}; it has ${[...hosts.keys()].join(", ") || "none"}`,
+    );
+  return h;
+}
+
+/** The lab's own object for a host given by name or as a Host, or the error: it is another lab's. */
+export function hostOf<H extends { name: string }>(
+  hosts: ReadonlyMap<string, H>,
+  h: H | Host | string,
+  lab: string,
+): H {
+  const name = typeof h === "string" ? h : h.name;
+  const host = hosts.get(name);
+  if (!host || (typeof h !== "string" && host !== h)) throw new TypeError(`${name} is not a host of lab ${lab}`);
+  return host;
+}

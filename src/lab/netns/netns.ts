@@ -17,7 +17,7 @@ import { Netns, Socket } from "../../sys/socket.js";
 import { Transcript } from "../../sys/transcript.js";
 import { AddressPlan, type InterfacePlan, type LabIdLease, leaseLabId, MAX_HOSTS_PER_SWITCH } from "../addressing.js";
 import { AgentClient } from "../agent-client.js";
-import { connectFrom, faultEvent, listenOn, sampleTcpInfo } from "../common.js";
+import { connectFrom, faultEvent, hostNamed, hostOf, listenOn, sampleTcpInfo } from "../common.js";
 import type { Host, HostProcess, HostSocket, HostState } from "../host.js";
 import {
   type Fault,
@@ -512,12 +512,7 @@ export class NetnsLab implements Lab {
 
   /** A host by name. */
   host(name: string): Host {
-    const h = this.#hosts.get(name);
-    if (!h)
-      throw new TypeError(
-        `no host ${JSON.stringify(name)} in lab ${this.name}; it has ${[...this.#hosts.keys()].join(", ") || "none"}`,
-      );
-    return h;
+    return hostNamed(this.#hosts, name, this.name);
   }
 
   /** Every host, routers included. */
@@ -526,10 +521,7 @@ export class NetnsLab implements Lab {
   }
 
   #impl(h: Host | string): NetnsHost {
-    const host = this.#hosts.get(typeof h === "string" ? h : h.name);
-    if (!host || (typeof h !== "string" && host !== h))
-      throw new TypeError(`${typeof h === "string" ? h : h.name} is not a host of lab ${this.name}`);
-    return host;
+    return hostOf(this.#hosts, h, this.name);
   }
 
   // Records a fault with what was done to give it (`command`), as the report and the ladder show it.

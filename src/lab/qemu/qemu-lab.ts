@@ -17,7 +17,7 @@ import { Qmp } from "../../vm/qmp.js";
 import { AddressPlan, type InterfacePlan, type LabIdLease, leaseLabId, MAX_HOSTS_PER_SWITCH } from "../addressing.js";
 import { AgentClient, agentCommand } from "../agent-client.js";
 import { AgentHost, GuestClock, GuestTraces, must } from "../agent-host.js";
-import { faultEvent, sampleTcpInfo } from "../common.js";
+import { faultEvent, hostNamed, hostOf, sampleTcpInfo } from "../common.js";
 import type { Host, HostProcess, HostSocket } from "../host.js";
 import {
   type Fault,
@@ -292,12 +292,7 @@ export class QemuLab implements Lab {
   }
 
   host(name: string): Host {
-    const h = this.#hosts.get(name);
-    if (!h)
-      throw new TypeError(
-        `no host ${JSON.stringify(name)} in lab ${this.name}; it has ${[...this.#hosts.keys()].join(", ") || "none"}`,
-      );
-    return h;
+    return hostNamed(this.#hosts, name, this.name);
   }
 
   hosts(): Host[] {
@@ -305,10 +300,7 @@ export class QemuLab implements Lab {
   }
 
   #impl(h: Host | string): QemuHost {
-    const host = this.#hosts.get(typeof h === "string" ? h : h.name);
-    if (!host || (typeof h !== "string" && host !== h))
-      throw new TypeError(`${typeof h === "string" ? h : h.name} is not a host of lab ${this.name}`);
-    return host;
+    return hostOf(this.#hosts, h, this.name);
   }
 
   #fault(fault: string, hosts: QemuHost[], command: string, detail?: string): void {

@@ -11,7 +11,7 @@ import { run, wrapArgv } from "../../proc/exec.js";
 import { Transcript } from "../../sys/transcript.js";
 import { AgentClient } from "../agent-client.js";
 import { AgentHost, GuestClock, GuestTraces, must } from "../agent-host.js";
-import { faultEvent, sampleTcpInfo } from "../common.js";
+import { faultEvent, hostNamed, hostOf, sampleTcpInfo } from "../common.js";
 import type { Host, HostProcess, HostSocket } from "../host.js";
 import {
   type Fault,
@@ -355,9 +355,7 @@ export class VagrantLab implements Lab {
   }
 
   host(name: string): Host {
-    const h = this.#hosts.get(name);
-    if (!h) throw new TypeError(`no host ${JSON.stringify(name)} in lab ${this.name}`);
-    return h;
+    return hostNamed(this.#hosts, name, this.name);
   }
 
   hosts(): Host[] {
@@ -369,9 +367,7 @@ export class VagrantLab implements Lab {
   }
 
   #impl(h: Host | string): VagrantHost {
-    const host = this.#hosts.get(typeof h === "string" ? h : h.name);
-    if (!host) throw new TypeError(`${typeof h === "string" ? h : h.name} is not a host of lab ${this.name}`);
-    return host;
+    return hostOf(this.#hosts, h, this.name);
   }
 
   #fault(fault: string, hosts: VagrantHost[], command: string, detail?: string): void {
