@@ -9,7 +9,7 @@ import { AFTER_RST, reventsText } from "../model/close.js";
 import { deathTaken, humanMs, retransmissionDeath, timerChainExpectation } from "../model/tcp.js";
 import { POLLIN, POLLOUT, POLLRDHUP } from "../sys/constants.js";
 import type { Scenario, ScenarioContext } from "./scenario.js";
-import { connection, kangAndKodos, stateChanges, tcpTimers, waitUntil } from "./steps.js";
+import { connection, kangAndKodos, runOn, stateChanges, tcpTimers, waitUntil } from "./steps.js";
 
 const RETRIES2 = 3;
 const IDLE_MS = 1000;
@@ -19,12 +19,7 @@ const UPTIME_RESOLUTION_MS = 10;
 // The host's CLOCK_BOOTTIME-based uptime, and when (on the lab's clock) it may have been read.
 async function uptime(ctx: ScenarioContext, host: Host): Promise<{ s: number; fromUs: number; toUs: number }> {
   const fromUs = ctx.now();
-  const p = host.spawn(["cat", "/proc/uptime"]);
-  let out = "";
-  p.stdout.setEncoding("utf8").on("data", (d: string) => {
-    out += d;
-  });
-  const { code } = await p.exited;
+  const { code, stdout: out } = await runOn(host, ["cat", "/proc/uptime"]);
   const toUs = ctx.now();
   const s = Number(out.trim().split(/\s+/)[0]);
   if (code !== 0 || !Number.isFinite(s)) throw new Error(`cat /proc/uptime on ${host.name}: exit ${code}, "${out}"`);

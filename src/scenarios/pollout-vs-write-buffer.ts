@@ -11,6 +11,7 @@ import {
 } from "../model/queues.js";
 import { POLLOUT } from "../sys/constants.js";
 import type { Scenario, ScenarioContext } from "./scenario.js";
+import { runOn } from "./steps.js";
 
 const PORT = 8080;
 // The seed's chunk.
@@ -26,13 +27,7 @@ type Program = "until-EAGAIN" | "while-POLLOUT";
 
 /** The device's gso_max_size as `ip -d link` prints it (the lab's veth keeps the kernel default). */
 async function gsoMaxSize(host: Host): Promise<number | undefined> {
-  const p = host.spawn(["ip", "-d", "link", "show", "dev", "eth0"]);
-  let out = "";
-  p.stdout.on("data", (d) => {
-    out += String(d);
-  });
-  await p.exited;
-  const m = /gso_max_size (\d+)/.exec(out);
+  const m = /gso_max_size (\d+)/.exec((await runOn(host, ["ip", "-d", "link", "show", "dev", "eth0"])).stdout);
   return m ? Number(m[1]) : undefined;
 }
 

@@ -9,6 +9,37 @@ import type { ScenarioContext } from "./scenario.js";
 /** The port kodos serves on, as in the seeds. */
 export const SERVER_PORT = 8080;
 
+/** Runs a program on a host to its end; its exit code and what it printed. */
+export async function runOn(
+  host: Host,
+  argv: readonly string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = host.spawn(argv);
+  let stdout = "";
+  let stderr = "";
+  p.stdout.setEncoding("utf8").on("data", (d: string) => {
+    stdout += d;
+  });
+  p.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  const { code } = await p.exited;
+  return { code, stdout, stderr };
+}
+
+/** One of the host's TcpExt counters (/proc/net/netstat, per network namespace, so per host). */
+export async function tcpExtCounter(host: Host, name: string): Promise<number> {
+  const r = await runOn(host, ["cat", "/proc/net/netstat"]);
+  const lines = r.stdout.split("\n").filter((l) => l.startsWith("TcpExt:"));
+  const keys = lines[0]?.split(/\s+/) ?? [];
+  const values = lines[1]?.split(/\s+/) ?? [];
+  const i = keys.indexOf(name);
+  if (r.code !== 0 || i < 1 || values[i] === undefined) {
+    throw new Error(`TcpExt ${name} on ${host.name}: cat /proc/net/netstat exited ${r.code}, ${r.stderr.trim() || "no such counter"}`);
+  }
+  return Number(values[i]);
+}
+
 /** The seeds' cast: kang the client, kodos the server listening on SERVER_PORT. */
 export async function kangAndKodos(
   lab: Lab,
