@@ -35,7 +35,9 @@ export async function tcpExtCounter(host: Host, name: string): Promise<number> {
   const values = lines[1]?.split(/\s+/) ?? [];
   const i = keys.indexOf(name);
   if (r.code !== 0 || i < 1 || values[i] === undefined) {
-    throw new Error(`TcpExt ${name} on ${host.name}: cat /proc/net/netstat exited ${r.code}, ${r.stderr.trim() || "no such counter"}`);
+    throw new Error(
+      `TcpExt ${name} on ${host.name}: cat /proc/net/netstat exited ${r.code}, ${r.stderr.trim() || "no such counter"}`,
+    );
   }
   return Number(values[i]);
 }
