@@ -24,6 +24,9 @@ const CNT = 3;
 const USER_TIMEOUT_SHORT_MS = 500;
 // Beyond idle + intvl x cnt: probing goes on past TCP_KEEPCNT.
 const USER_TIMEOUT_LONG_MS = 5500;
+// How long a power-off may take to return, on top of each death's bound: virsh destroy and
+// VBoxManage poweroff take seconds; a namespace or a QEMU quit, milliseconds.
+const POWER_OFF_ALLOWANCE_MS = 10_000;
 // For the busy socket: its death follows tcp_retries2, which must differ from the keepalive sum.
 const RETRIES2 = 3;
 
@@ -36,18 +39,28 @@ async function enableKeepalive(sock: HostSocket): Promise<void> {
 }
 
 // Waits (bounded) for the connection's death, samples its keepalive probes meanwhile, then reads the error.
-async function awaitDeath(ctx: ScenarioContext, label: string, sock: HostSocket, boundMs: number) {
+async function awaitDeath(
+  ctx: ScenarioContext,
+  label: string,
+  sock: HostSocket,
+  boundMs: number,
+  offUs: Promise<number>,
+) {
   const { address, port } = await sock.localAddress();
   const woke = ctx.pollNames("kang", sock, POLLIN | POLLRDHUP, boundMs, `poll (${label})`);
   const samples = await ctx.lab.sampleTcpInfo(sock, { intervalMs: 50, until: woke });
   const w = await woke;
   const read = await ctx.attempt("kang", `read (${label})`, () => sock.read(1024));
   const info = await sock.tcpInfo();
-  const probesSeen = Math.max(0, ...samples.map((s) => Number(s.info.probes)));
+  // Probes the peer answered before it lost power come and go; count from the power-off on.
+  const probesSeen = async () => {
+    const fromUs = await offUs;
+    return Math.max(0, ...samples.filter((s) => s.atUs >= fromUs).map((s) => Number(s.info.probes)));
+  };
   // The trace is read at once: its ring buffer is shared with every lab on the machine.
   const states = await stateChanges(ctx.lab);
   const resets = states.events.filter((e) => e.event === "tcp_send_reset" && e.saddr === address && e.sport === port);
-  return { woke: w, read, info, probesSeen, traced: states.available, resets };
+  return { woke: w, read, info, probesSeen: await probesSeen(), traced: states.available, resets };
 }
 
 export const scenario: Scenario = {
@@ -64,7 +77,9 @@ export const scenario: Scenario = {
     Math.max(
       keepaliveDeath({ idleS: IDLE_S, intvlS: INTVL_S, cnt: CNT, userTimeoutMs: USER_TIMEOUT_LONG_MS }).deathMs,
       retransmissionDeath({ rtoMs: TCP_RTO_MIN_MS, retries2: RETRIES2 }).deathMs,
-    ) + 10_000,
+    ) +
+    10_000 +
+    POWER_OFF_ALLOWANCE_MS,
   async run(ctx) {
     const { lab } = ctx;
     const { kang, kodos, listener } = await kangAndKodos(lab, {
@@ -110,9 +125,25 @@ export const scenario: Scenario = {
       const i = await s.tcpInfo();
       return ctx.now() - 1000 * Math.min(Number(i.last_ack_recv), Number(i.last_data_recv));
     };
+    // Watch from before the power-off: a provider's takes seconds (virsh destroy under TCG, about 2 s),
+    // long enough for the short user timeout to fire before it returns; a poll begun after would time
+    // its own start.
+    const bound = (deathMs: number) => deathMs + 3000 + POWER_OFF_ALLOWANCE_MS;
+    let off: (us: number) => void = () => {};
+    const offUs = new Promise<number>((resolve) => {
+      off = resolve;
+    });
+    const deaths = Promise.all([
+      awaitDeath(ctx, "idle", idle, bound(byKeepalive.deathMs), offUs),
+      awaitDeath(ctx, "busy", busy, bound(byRetries.deathMs), offUs),
+      awaitDeath(ctx, "user timeout short", userShort, bound(byUserShort.deathMs), offUs),
+      awaitDeath(ctx, "user timeout long", userLong, bound(byUserLong.deathMs), offUs),
+    ]);
+    deaths.catch(() => {});
     await lab.powerOff(kodos);
+    off(ctx.now());
     // Read once the peer is gone: a keepalive probe it answered while the power-off was under way
-    // (a provider's command takes seconds) moved the last segment heard.
+    // moved the last segment heard. A socket already dead still reports it.
     const heard = {
       idle: await lastHeard(idle),
       busy: await lastHeard(busy),
@@ -122,13 +153,7 @@ export const scenario: Scenario = {
     ctx.say("kodos loses power; kang's sockets are idle but for one, which writes");
     const sent = await ctx.attempt("kang", "write (busy)", () => busy.write("still there?\n"));
     ctx.expectOk(sent, 13);
-    const margin = 3000;
-    const [rIdle, rBusy, rShort, rLong] = await Promise.all([
-      awaitDeath(ctx, "idle", idle, byKeepalive.deathMs + margin),
-      awaitDeath(ctx, "busy", busy, byRetries.deathMs + margin),
-      awaitDeath(ctx, "user timeout short", userShort, byUserShort.deathMs + margin),
-      awaitDeath(ctx, "user timeout long", userLong, byUserLong.deathMs + margin),
-    ]);
+    const [rIdle, rBusy, rShort, rLong] = await deaths;
 
     const keepaliveTime = (d: KeepaliveDeath) => timerChainExpectation(keepaliveTimerDelays(d), d.why);
     ctx.expectErrno(rIdle.read, "ETIMEDOUT", { headline: true });

@@ -6,12 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
-import { createLab } from "../../src/lab/create.js";
 import { defaultVagrantDir, findMachines } from "../../src/lab/vagrant/machines.js";
-import { deathTaken, retransmissionDeath, timerChainExpectation } from "../../src/model/tcp.js";
 import { runScenario } from "../../src/runner/run-scenario.js";
 import { findScenario } from "../../src/scenarios/index.js";
-import { POLLIN, POLLRDHUP } from "../../src/sys/constants.js";
 
 t.setTimeout(60 * 60_000);
 
@@ -20,11 +17,13 @@ const dir = defaultVagrantDir();
 const provider = (await findMachines(dir))[0]?.provider ?? "libvirt";
 const tool = provider === "libvirt" ? /^virsh -c qemu:\/\/\/system / : /^VBoxManage /;
 
-// Each scenario, and the provider commands its faults must show. keepalive is not among them: on
-// these guests its TCP_USER_TIMEOUT=500 ms socket died 0.24-0.35 s past the model's 2.03 s ± 0.20 s
-// while its other sockets met theirs; until that is explained it runs on netns and qemu only, and the
-// power-off is checked below on tcp_retries2's chain, which the same runs met.
+// Each scenario, and the provider commands its faults must show. keepalive's power-off also checks
+// the writer's ETIMEDOUT on tcp_retries2's chain (its busy socket).
 const CASES: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, RegExp]>]> = [
+  [
+    "keepalive",
+    [["powerOff", provider === "libvirt" ? /^virsh -c qemu:\/\/\/system destroy \S+$/ : /controlvm \S+ poweroff$/]],
+  ],
   ["peer-power-cycle", [["powerCycle", provider === "libvirt" ? /reset \S+/ : /controlvm \S+ reset/]]],
   [
     "peer-paused",
@@ -53,42 +52,6 @@ for (const [name, faults] of CASES) {
     );
   });
 }
-
-t.test("a power-off through the provider: the writer gives up with ETIMEDOUT when tcp_retries2 says", async (t) => {
-  const lab = await createLab({ backend: "vagrant", vagrantDir: dir, name: "poweroff" });
-  t.teardown(() => lab.close());
-  const [kang, kodos] = await Promise.all([
-    lab.addHost("kang", { sysctls: { "net.ipv4.tcp_retries2": 3 } }),
-    lab.addHost("kodos"),
-  ]);
-  const listener = await kodos.listen(8080);
-  const client = await kang.connect(kodos.ipv4, 8080, { timeoutMs: 30_000 });
-  await listener.acceptAsync({ timeoutMs: 30_000 });
-  const info = await client.tcpInfo();
-  const death = retransmissionDeath({ rtoMs: Number(info.rto) / 1000, srttMs: Number(info.rtt) / 1000, retries2: 3 });
-  await lab.powerOff(kodos);
-  const off = lab.faults.find((f) => f.fault === "powerOff")?.command ?? "";
-  t.match(
-    off,
-    provider === "libvirt" ? /^virsh -c qemu:\/\/\/system destroy \S+$/ : /^VBoxManage controlvm \S+ poweroff$/,
-  );
-  t.equal(await client.write("\n"), 1, "the write succeeds into the silence");
-  const sentUs = lab.transcript.nowUs();
-  const woke = await client.poll(POLLIN | POLLRDHUP, death.deathMs + 5000);
-  const wokeUs = Math.min(lab.transcript.nowUs(), lab.transcript.usAt(woke.doneNs));
-  await t.rejects(
-    client.read(1024),
-    { code: "ETIMEDOUT" },
-    "ETIMEDOUT: nothing came back from the powered-off machine",
-  );
-  const taken = deathTaken(death, Number((await client.tcpInfo()).total_retrans));
-  const e = timerChainExpectation(taken.intervals, taken.why);
-  const ms = (wokeUs - sentUs) / 1000;
-  t.ok(
-    Math.abs(ms - e.ms) <= e.toleranceMs,
-    `death after ${Math.round(ms)} ms; model ${Math.round(e.ms)} ± ${e.toleranceMs} ms (${e.why})`,
-  );
-});
 
 t.test("a scenario that needs a machine the Vagrantfile lacks is skipped, saying which", async (t) => {
   const r = await runScenario(findScenario("peer-power-off"), { backend: "vagrant", vagrantDir: dir });
