@@ -9,6 +9,9 @@ import type { ScenarioContext } from "./scenario.js";
 /** The port kodos serves on, as in the seeds. */
 export const SERVER_PORT = 8080;
 
+/** How often rowGone looks while the row is not yet due to go. */
+const SPARSE_LOOK_MS = 200;
+
 /** Runs a program on a host to its end; its exit code and what it printed. */
 export async function runOn(
   host: Host,
@@ -111,16 +114,20 @@ export async function waitForNoRow(host: Host, match: (r: SocketRow) => boolean,
 
 /**
  * When a row left the table, as closely as polling `ss` can tell: between the last look that saw it
- * and the first that did not. The midpoint is the estimate and half the gap its own uncertainty.
+ * (or `seenUs`, when the caller last saw it) and the first that did not. The midpoint is the
+ * estimate and half the gap its own uncertainty. Before `sparseUntilUs` it looks only every
+ * SPARSE_LOOK_MS, so a long wait does not load the machine with ss.
  */
 export async function rowGone(
   host: Host,
   match: (r: SocketRow) => boolean,
   timeoutMs: number,
   now: () => number,
+  at: { seenUs: number; sparseUntilUs?: number },
 ): Promise<{ cleared: boolean; atUs: number; uncertaintyUs: number }> {
   const deadline = Date.now() + timeoutMs;
-  let lastSeenUs = now();
+  // Where the first look finds it gone, it went between the caller's last sight of it and that look.
+  let lastSeenUs = at.seenUs;
   for (;;) {
     // ss reads the table somewhere between its start and its end: seen means still there at the
     // start, not seen means gone by the end.
@@ -130,7 +137,7 @@ export async function rowGone(
     if (!present) return { cleared: true, atUs: (lastSeenUs + after) / 2, uncertaintyUs: (after - lastSeenUs) / 2 };
     lastSeenUs = before;
     if (Date.now() >= deadline) return { cleared: false, atUs: now(), uncertaintyUs: 0 };
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, after < (at.sparseUntilUs ?? 0) ? SPARSE_LOOK_MS : 5));
   }
 }
 
