@@ -122,7 +122,10 @@ t.test("a prediction the kernel does not meet fails, saying expected against obs
   );
   const [finWait2, accept] = rows.slice(3) as [VerifyRow, VerifyRow];
   t.equal(finWait2.pass, false);
-  t.match(finWait2.reason, /expected FIN_WAIT2 lifetime \(tcp_fin_timeout=3\) after 3\.\d+ s ± \d+ ms .*got 2\.\d+ s/);
+  t.match(finWait2.reason, /expected FIN_WAIT2 lifetime \(tcp_fin_timeout=3\) after 3\.\d+ s ± \d+ ms .*got \d\.\d+ s/);
+  // The kernel's 2 s (up to 256 ms late at HZ=250), placed by ss looks at most one sparse gap apart.
+  const measured = finWait2.measuredMs as number;
+  t.ok(measured > 2000 - 250 && measured < 2256 + 250, `the hosts' tcp_fin_timeout=2: ${measured} ms`);
   t.match(accept.reason, /expected connections completed to be 5, got 4/);
-  t.match(formatVerify(rows), /^FIN_WAIT2 lifetime \(tcp_fin_timeout=3\) +3\.\d+ s ± \d+ ms +2\.\d+ s +fail$/m);
+  t.match(formatVerify(rows), /^FIN_WAIT2 lifetime \(tcp_fin_timeout=3\) +3\.\d+ s ± \d+ ms +\d\.\d+ s +fail$/m);
 });
