@@ -161,14 +161,18 @@ export class LabSwitch {
     if (dir === undefined) return;
     for (const [n, port] of this.#portsOf(name).entries()) {
       const suffix = n === 0 ? "" : `-eth${n}`;
-      this.#captures.push(
-        await startCapture({
-          netns: this.#ns.path,
-          iface: port,
-          file: join(dir, `${name}${suffix}.g${generation}.pcap`),
-          host: name,
-        }),
-      );
+      const cap = await startCapture({
+        netns: this.#ns.path,
+        iface: port,
+        file: join(dir, `${name}${suffix}.g${generation}.pcap`),
+        host: name,
+      });
+      // Closed while tcpdump started: stop it here, nobody else will.
+      if (this.#captureDir !== dir) {
+        await cap.stop().catch(() => {});
+        return;
+      }
+      this.#captures.push(cap);
     }
   }
 

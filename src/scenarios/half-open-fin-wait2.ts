@@ -34,19 +34,21 @@ interface Look {
 
 /**
  * Watches several rows with one ss per look until all are gone (bounded): when each left, between
- * the last look that saw it and the first that did not (as rowGone), and the looks themselves.
+ * the last look that saw it (or seenUs) and the first that did not (as rowGone), and the looks themselves.
  */
 function watchOrphans(
   host: Host,
   matches: ReadonlyArray<(r: SocketRow) => boolean>,
   timeoutMs: number,
   now: () => number,
+  seenUs: number,
 ) {
   const looks: Look[] = [];
   const waiters: Array<() => void> = [];
   let done = false;
   const gone = (async () => {
-    const lastSeen = matches.map(() => now());
+    // Where the first look finds a row gone, it went after the caller last knew it there.
+    const lastSeen = matches.map(() => seenUs);
     const result: Array<{ cleared: boolean; atUs: number; uncertaintyUs: number } | undefined> = matches.map(
       () => undefined,
     );
@@ -155,6 +157,7 @@ export const scenario: Scenario = {
       orphans.map((o) => of(o)),
       Math.max(...orphans.map((o) => o.lifetime.ms)) + 8000,
       () => ctx.now(),
+      exitAt,
     );
     const fw2Look = await watch.firstLook((rows) => rows[0]?.state === "FIN_WAIT2", 1000);
     const fw2 = fw2Look?.rows[0];

@@ -92,24 +92,40 @@ export interface WaitOptions {
 
 /** An open network namespace descriptor, reusable for many sockets. */
 export class Netns {
-  readonly fd: number;
-  readonly path: string;
+  readonly #fd: number;
+  readonly #path: string;
+  #closed = false;
 
   /** Opens a namespace by path, e.g. /run/netns/NAME or /proc/PID/ns/net. */
   constructor(path: string);
   constructor(path: string, fd: number);
   constructor(path: string, fd?: number) {
-    this.path = path;
+    this.#path = path;
     if (fd !== undefined) {
-      this.fd = fd;
+      this.#fd = fd;
       return;
     }
     try {
-      this.fd = openSync(path, "r");
+      this.#fd = openSync(path, "r");
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code ?? "error";
       throw new Error(`cannot open network namespace ${path} (${code}): is it created, and are you root?`, { cause });
     }
+  }
+
+  // Once closed, its number (and /proc/PID/fd path) may name another file: never use them again.
+  get fd(): number {
+    if (this.#closed) throw new Error(`network namespace ${this.#path} is closed`);
+    return this.#fd;
+  }
+
+  get path(): string {
+    if (this.#closed) throw new Error(`network namespace ${this.#path} is closed`);
+    return this.#path;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
   }
 
   /**
@@ -138,8 +154,11 @@ export class Netns {
     return ns;
   }
 
+  /** Closes its descriptor once; a second call does nothing (it must not close a reused number). */
   close(): void {
-    closeSync(this.fd);
+    if (this.#closed) return;
+    this.#closed = true;
+    closeSync(this.#fd);
   }
 }
 

@@ -1,7 +1,9 @@
 // Nothing leaks: after kill -9 or Ctrl-C of a run holding a full lab, no namespace, link, mount
 // or process of it remains; and without privileges the lab says what to do.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import t, { type Test } from "tap";
 import { TRACEFS_ROOTS } from "../../src/evidence/tracepoints.js";
@@ -70,4 +72,49 @@ t.test("without privileges, one clear error says what to do", async (t) => {
   t.match(r.message, /needs root/);
   t.match(r.message, /unshare --user --map-root-user/);
   t.notMatch(r.message, /\n\s+at /, "no stack trace");
+});
+
+t.test("a lab closed while its hosts boot leaves nothing, and closes no descriptor twice", async (t) => {
+  const { closeSync, fstatSync, openSync } = await import("node:fs");
+  const { createLab } = await import("../../src/lab/create.js");
+  const { Netns } = await import("../../src/sys/socket.js");
+  // A closed namespace's number is never closed again, nor entered: it may name another file by then.
+  const ns = Netns.create();
+  ns.close();
+  const reused = openSync("/dev/null", "r");
+  ns.close();
+  t.doesNotThrow(() => fstatSync(reused), "a second close left the number's new file open");
+  closeSync(reused);
+  t.throws(() => ns.path, /network namespace .* is closed/);
+
+  const captures = mkdtempSync(join(tmpdir(), "sockprobe-closeboot-"));
+  t.teardown(() => rmSync(captures, { recursive: true, force: true }));
+  const fds = () => readdirSync("/proc/self/fd").length;
+  // tsx's esbuild service, started by the imports above, is the test's own.
+  const baseline = new Set(descendants(process.pid));
+  const before = fds();
+  for (const delayMs of [0, 2, 5, 10, 20, 40, 80]) {
+    for (const control of ["in-process", "agent"] as const) {
+      const lab = await createLab({ name: "closeboot", control });
+      await lab.startCapture(captures);
+      const booting = Promise.allSettled([lab.addHost("kang"), lab.addHost("kodos")]);
+      await new Promise((r) => setTimeout(r, delayMs));
+      await lab.close();
+      const settled = await booting;
+      for (const s of settled) {
+        if (s.status === "rejected")
+          t.match(String(s.reason), /closed|powered off|booted/, `${control}, ${delayMs} ms`);
+      }
+      await waitUntil(
+        `no process of ours (${control}, closed ${delayMs} ms in)`,
+        () =>
+          descendants(process.pid)
+            .filter((p) => !baseline.has(p))
+            .map((p) => `${p} ${readFileSync(`/proc/${p}/cmdline`, "utf8").replaceAll("\0", " ")}`),
+        (left) => left.length === 0,
+        5000,
+      );
+    }
+  }
+  t.equal(fds(), before, "no descriptor left open");
 });

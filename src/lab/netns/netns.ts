@@ -266,27 +266,39 @@ class NetnsHost implements Host {
   /** A boot: new namespace, sysctls, then the link into the switch with the same addresses and MAC. */
   async boot(): Promise<void> {
     const ns = Netns.create();
-    this.gen = { ns, sockets: new Set(), processes: new Set() };
+    const gen: Generation = { ns, sockets: new Set(), processes: new Set() };
+    this.gen = gen;
     this.generation++;
     this.state = "running";
+    // A lab closed (or the host powered off) during a boot destroys this generation: stop there.
+    const ended = () => this.gen !== gen || this.state === "off" || ns.closed;
+    const gone = (cause?: unknown) =>
+      new Error(`${this.name} was powered off while it booted (its lab closed?)`, { cause });
+    const live = () => {
+      if (ended()) throw gone();
+    };
     try {
       for (const [k, v] of Object.entries(BASE_SYSCTLS)) writeSysctl(ns, k, v);
       await run(["nft", "-f", "-"], { netns: ns.path, input: QUIET_RULES });
+      live();
       // Interface keys (neigh.eth0.*, conf.eth0.*) exist only once the link does; the rest go first,
       // so that defaults are in force when the link is made.
       const wanted = Object.entries({ ...this.desiredSysctls, ...this.#sysctls });
       const perLink = (k: string) => /\.(neigh|conf)\.eth\d+\./.test(k);
       await this.setSysctls(Object.fromEntries(wanted.filter(([k]) => !perLink(k))));
       await this.lab.plug(this);
+      live();
       await this.setSysctls(Object.fromEntries(wanted.filter(([k]) => perLink(k))));
       if ((this.control ?? this.lab.control) === "agent") {
-        this.gen.agent = await AgentClient.spawn(ns.path, this.name, this.lab.transcript);
+        gen.agent = await AgentClient.spawn(ns.path, this.name, this.lab.transcript);
+        live();
       }
     } catch (e) {
-      this.gen.agent?.kill();
+      const interrupted = ended();
+      gen.agent?.kill();
       ns.close();
-      this.state = "off";
-      throw e;
+      if (this.gen === gen) this.state = "off";
+      throw interrupted ? gone(e) : e;
     }
   }
 
