@@ -503,8 +503,15 @@ export class TraceStream {
     }
   }
 
-  /** Reads what is left, closes the pipe and removes the instance. */
-  async stop(): Promise<TraceEvent[]> {
+  /** Reads what is left, closes the pipe and removes the instance; once, however often it is called. */
+  stop(): Promise<TraceEvent[]> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  #stopping: Promise<TraceEvent[]> | undefined;
+
+  async #stop(): Promise<TraceEvent[]> {
     const events = await this.snapshot();
     this.#stopped = true;
     clearInterval(this.#timer);
