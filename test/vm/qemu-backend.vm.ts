@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
+import { createLab } from "../../src/lab/create.js";
 import { runScenario } from "../../src/runner/run-scenario.js";
 import { findScenario } from "../../src/scenarios/index.js";
 import { resolveKernel } from "../../src/vm/kernels.js";
@@ -118,6 +119,22 @@ t.test("a host VM that cannot boot is one line and exit 2, and leaves no QEMU", 
   });
   t.equal(unknown.status, 2);
   t.match(unknown.stderr, /unknown backend "xen": use netns \(the default\), qemu or vagrant/);
+});
+
+t.test("a lab closed while its VMs boot kills them before close returns", async (t) => {
+  const kernel = await resolveKernel("6.12");
+  const before = new Set(descendants(process.pid));
+  const ours = () => descendants(process.pid).filter((p) => !before.has(p) && comm(p).startsWith("qemu"));
+  // Closed during QEMU's start, then during the guest's boot (before its agent's hello).
+  for (const delayMs of [200, 3000]) {
+    const lab = await createLab({ backend: "qemu", name: "closeboot", qemu: { kernel } });
+    const booting = Promise.allSettled([lab.addHost("kang"), lab.addHost("kodos")]);
+    await new Promise((r) => setTimeout(r, delayMs));
+    await lab.close();
+    t.same(ours(), [], `no QEMU once close returned (closed ${delayMs} ms in)`);
+    for (const s of await booting) t.equal(s.status, "rejected", `the boot says it was cut short (${delayMs} ms)`);
+    t.same(ours(), [], "nor after the boots gave up");
+  }
 });
 
 t.test("kill -9 of a qemu-backend run mid-scenario leaves no QEMU and no namespace", async (t) => {

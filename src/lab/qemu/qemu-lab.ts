@@ -186,6 +186,9 @@ export class QemuLab implements Lab {
   readonly #hosts = new Map<string, QemuHost>();
   #nextIndex = 0;
   #closed = false;
+  // Boots under way: a close aborts them (QEMU killed) and waits for them to give up.
+  readonly #aborting = new AbortController();
+  readonly #boots = new Set<Promise<unknown>>();
   readonly #traces: GuestTraces;
 
   private constructor(options: QemuLabOptions, name: string, lease: LabIdLease, sw: LabSwitch) {
@@ -277,11 +280,15 @@ export class QemuLab implements Lab {
       throw new RangeError(`switch ${this.#switch.names[sw]} is full (${MAX_HOSTS_PER_SWITCH} hosts)`);
     const host = new QemuHost(this, name, this.#nextIndex++, sw, this.plan.iface(sw, onSwitch), options.sysctls ?? {});
     this.#hosts.set(name, host);
+    const boot = this.#boot(host);
+    this.#boots.add(boot);
     try {
-      await this.#boot(host);
+      await boot;
     } catch (e) {
       this.#hosts.delete(name);
       throw e;
+    } finally {
+      this.#boots.delete(boot);
     }
     return host;
   }
@@ -314,6 +321,7 @@ export class QemuLab implements Lab {
       memoryMiB: this.#memoryMiB,
       cpus: this.#cpus,
       netns: this.#switch.path,
+      signal: this.#aborting.signal,
       channels: [{ name: "qmp", kind: "qmp" }],
       extra: [
         "-netdev",
@@ -322,7 +330,11 @@ export class QemuLab implements Lab {
         `virtio-net-pci,netdev=n0,mac=${host.mac},id=${NIC}`,
       ],
     });
+    // Past the guest's READY, a close still ends this boot: its QEMU killed, every wait below fails.
+    const onAbort = () => guest.qemu.kill();
+    this.#aborting.signal.addEventListener("abort", onAbort, { once: true });
     try {
+      if (this.#aborting.signal.aborted) throw this.#aborting.signal.reason;
       const qmp = new Qmp(guest.qemu.channel("qmp"));
       await qmp.negotiate();
       await this.#switch.run([`link set ${host.port} master br${host.switchIndex} up`]);
@@ -345,6 +357,8 @@ export class QemuLab implements Lab {
       host.vm = undefined;
       await guest.kill();
       throw e;
+    } finally {
+      this.#aborting.signal.removeEventListener("abort", onAbort);
     }
   }
 
@@ -664,6 +678,7 @@ export class QemuLab implements Lab {
   /** Every VM quits, then the switch goes. Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#aborting.abort(new Error(`lab ${this.name} closed while a host booted`));
     await this.#switch.close();
     await Promise.all(
       [...this.#hosts.values()].map(async (h) => {
@@ -674,6 +689,7 @@ export class QemuLab implements Lab {
         await vm.guest.qemu.exited;
       }),
     );
+    await Promise.allSettled([...this.#boots]);
     this.releaseSync();
   }
 
@@ -682,6 +698,7 @@ export class QemuLab implements Lab {
     this.#closed = true;
     openLabs.delete(this);
     if (openLabs.size === 0) process.removeListener("exit", releaseOpenLabs);
+    this.#aborting.abort(new Error(`lab ${this.name} closed while a host booted`));
     for (const h of this.#hosts.values()) {
       h.vm?.guest.qemu.kill();
       h.vm = undefined;
