@@ -10,7 +10,7 @@ import type { ScenarioContext } from "./scenario.js";
 export const SERVER_PORT = 8080;
 
 /** How often rowGone looks while the row is not yet due to go. */
-const SPARSE_LOOK_MS = 200;
+export const SPARSE_LOOK_MS = 200;
 
 /** Runs a program on a host to its end; its exit code and what it printed. */
 export async function runOn(
